@@ -1,0 +1,459 @@
+"""hub.toml: loading, validation against each connector's spec, secret references.
+
+Every problem is collected with its TOML path and reported at once; nothing runs on a
+bad file. Secrets appear only as references, ``{ env = "VAR" }`` or ``{ secret = "NAME" }``
+(a secret stored with ``hub secrets set``), and are resolved as late as possible.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jsonschema
+from apscheduler.triggers.cron import CronTrigger
+
+from hub.connectors import Connector
+from hub.errors import ConfigProblem, ConfigurationError
+
+SECRET_NAME_RE = re.compile(r"(password|passwd|secret|token|api_?key|private_?key|credential)", re.I)
+_URL_PASSWORD_RE = re.compile(r"^[a-z0-9+]+://[^/@:]*:([^/@]+)@", re.I)
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+HUB_KEYS = {"database", "timezone", "plugins_dir", "schedules_dir", "chunk_size", "log_level"}
+SYNC_MODES = ("full_refresh", "incremental")
+
+
+@dataclass(frozen=True)
+class StreamSelection:
+    """One stream a pipeline reads, with its sync mode and (optionally) primary key."""
+
+    name: str
+    sync_mode: str = "full_refresh"
+    primary_key: tuple[str, ...] = ()
+    cursor_field: str | None = None
+    destination_stream: str | None = None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a pipeline runs unattended."""
+
+    pipeline: str
+    cron: str | None = None
+    interval_seconds: float | None = None
+    timezone: str = "Asia/Shanghai"
+    misfire_grace_seconds: int = 300
+    coalesce: bool = True
+    origin: str = "hub.toml"
+
+
+@dataclass(frozen=True)
+class ConnectorConfig:
+    """A ``[connectors.NAME]`` table: which plugin, and its (unresolved) config."""
+
+    name: str
+    plugin: str
+    config: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """A ``[pipelines.NAME]`` table."""
+
+    name: str
+    source: str
+    streams: tuple[StreamSelection, ...]
+    destinations: tuple[str, ...]
+    mapping: Path | None = None
+    schedule: Schedule | None = None
+    chunk_size: int | None = None
+
+
+@dataclass
+class Settings:
+    """A validated hub.toml."""
+
+    path: Path
+    database: str
+    timezone: str
+    chunk_size: int
+    log_level: str
+    plugins_dir: Path | None
+    schedules_dir: Path
+    keys: dict[str, Any]
+    connectors: dict[str, ConnectorConfig] = field(default_factory=dict)
+    pipelines: dict[str, PipelineConfig] = field(default_factory=dict)
+    schedules: list[Schedule] = field(default_factory=list)
+
+    @property
+    def project_dir(self) -> Path:
+        return self.path.parent
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds in ``30``, ``"1.5s"``, ``"5m"``, ``"2h"``, ``"1d"``."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    match = _DURATION_RE.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a duration (e.g. 30s, 5m, 1h)")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def is_secret_ref(value: Any) -> bool:
+    return isinstance(value, Mapping) and set(value) in ({"env"}, {"secret"})
+
+
+def secret_fields(spec: Mapping[str, Any]) -> set[str]:
+    """Property names that hold secrets: marked ``airbyte_secret`` or named like one."""
+    props = spec.get("properties", {}) or {}
+    return {
+        name
+        for name, schema in props.items()
+        if (isinstance(schema, Mapping) and schema.get("airbyte_secret")) or SECRET_NAME_RE.search(name)
+    }
+
+
+def _resolve_paths(
+    config: dict[str, Any], spec: Mapping[str, Any], base: Path
+) -> dict[str, Any]:
+    """Make ``x-hub-path`` values and SQLite URLs (``x-hub-url``) relative to hub.toml."""
+    props = spec.get("properties", {}) or {}
+    out = dict(config)
+    for name, schema in props.items():
+        value = out.get(name)
+        if not isinstance(value, str) or not isinstance(schema, Mapping):
+            continue
+        if schema.get("x-hub-path") and not Path(value).is_absolute():
+            out[name] = str(base / value)
+        elif schema.get("x-hub-url") and value.startswith("sqlite:///") and not value.startswith("sqlite:////"):
+            rest = value[len("sqlite:///") :]
+            if rest and rest != ":memory:":
+                out[name] = "sqlite:///" + str(base / rest)
+    return out
+
+
+def _validate_connector_config(
+    path: str, config: Mapping[str, Any], spec: Mapping[str, Any], problems: list[ConfigProblem]
+) -> None:
+    secrets = secret_fields(spec)
+    probe: dict[str, Any] = {}
+    for key, value in config.items():
+        if is_secret_ref(value):
+            probe[key] = "<secret>"
+            continue
+        if isinstance(value, Mapping) and ("env" in value or "secret" in value):
+            problems.append(
+                ConfigProblem(f"{path}.{key}", 'a secret reference is { env = "VAR" } or { secret = "NAME" }')
+            )
+            probe[key] = "<secret>"
+            continue
+        if key in secrets and isinstance(value, str) and value:
+            problems.append(
+                ConfigProblem(
+                    f"{path}.{key}",
+                    'plaintext secret refused; use { env = "VAR" } or { secret = "NAME" } (hub secrets set NAME)',
+                )
+            )
+        if isinstance(value, str) and _URL_PASSWORD_RE.match(value):
+            problems.append(
+                ConfigProblem(
+                    f"{path}.{key}",
+                    "URL holds a plaintext password; put it in a separate secret field or the environment",
+                )
+            )
+        probe[key] = value
+    validator = jsonschema.Draft7Validator(dict(spec))
+    for error in sorted(validator.iter_errors(probe), key=lambda e: list(e.absolute_path)):
+        where = ".".join([path, *[str(p) for p in error.absolute_path]])
+        if error.validator == "required":
+            missing = re.findall(r"'([^']+)' is a required property", error.message)
+            for name in missing or [error.message]:
+                problems.append(ConfigProblem(f"{where}.{name}", "required field is missing"))
+        elif error.validator == "additionalProperties":
+            problems.append(ConfigProblem(where, error.message))
+        else:
+            problems.append(ConfigProblem(where, _describe(error)))
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    """A jsonschema error without echoing the offending value (it may be sensitive)."""
+    v = error.validator
+    if v == "type":
+        return f"must be of type {error.validator_value}"
+    if v == "enum":
+        return f"must be one of {error.validator_value}"
+    if v in ("minimum", "maximum", "minLength", "maxLength", "pattern", "format"):
+        return f"violates {v} {error.validator_value}"
+    return f"is invalid ({v})"
+
+
+def _schedule_from(
+    value: Any, pipeline: str, path: str, default_tz: str, problems: list[ConfigProblem], origin: str
+) -> Schedule | None:
+    if isinstance(value, str):
+        value = {"cron": value}
+    if not isinstance(value, Mapping):
+        problems.append(ConfigProblem(path, "must be a cron string or a table with cron or interval"))
+        return None
+    known = {"cron", "interval", "timezone", "misfire_grace", "coalesce", "pipeline"}
+    for key in set(value) - known:
+        problems.append(ConfigProblem(f"{path}.{key}", f"unknown key (known: {', '.join(sorted(known))})"))
+    cron, interval = value.get("cron"), value.get("interval")
+    if (cron is None) == (interval is None):
+        problems.append(ConfigProblem(path, "needs exactly one of cron or interval"))
+        return None
+    tz = str(value.get("timezone", default_tz))
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(ConfigProblem(f"{path}.timezone", f"unknown time zone {tz!r}"))
+        return None
+    seconds: float | None = None
+    if cron is not None:
+        try:
+            CronTrigger.from_crontab(str(cron), timezone=tz)
+        except ValueError as exc:
+            problems.append(ConfigProblem(f"{path}.cron", f"invalid cron expression: {exc}"))
+            return None
+    else:
+        try:
+            seconds = parse_duration(interval)
+            if seconds <= 0:
+                raise ValueError("must be positive")
+        except ValueError as exc:
+            problems.append(ConfigProblem(f"{path}.interval", str(exc)))
+            return None
+    try:
+        grace = int(parse_duration(value.get("misfire_grace", 300)))
+    except ValueError as exc:
+        problems.append(ConfigProblem(f"{path}.misfire_grace", str(exc)))
+        return None
+    return Schedule(
+        pipeline=pipeline,
+        cron=str(cron) if cron is not None else None,
+        interval_seconds=seconds,
+        timezone=tz,
+        misfire_grace_seconds=grace,
+        coalesce=bool(value.get("coalesce", True)),
+        origin=origin,
+    )
+
+
+def _streams_from(value: Any, path: str, problems: list[ConfigProblem]) -> tuple[StreamSelection, ...]:
+    if not isinstance(value, list) or not value:
+        problems.append(ConfigProblem(path, "must be a non-empty list of stream names or tables"))
+        return ()
+    streams: list[StreamSelection] = []
+    for i, item in enumerate(value):
+        where = f"{path}[{i}]"
+        if isinstance(item, str):
+            streams.append(StreamSelection(name=item))
+            continue
+        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
+            problems.append(ConfigProblem(where, "must be a stream name or a table with name"))
+            continue
+        known = {"name", "sync_mode", "primary_key", "cursor_field", "destination_stream"}
+        for key in set(item) - known:
+            problems.append(ConfigProblem(f"{where}.{key}", f"unknown key (known: {', '.join(sorted(known))})"))
+        mode = item.get("sync_mode", "full_refresh")
+        if mode not in SYNC_MODES:
+            problems.append(ConfigProblem(f"{where}.sync_mode", f"must be one of {', '.join(SYNC_MODES)}"))
+        pk = item.get("primary_key", [])
+        if isinstance(pk, str):
+            pk = [pk]
+        streams.append(
+            StreamSelection(
+                name=item["name"],
+                sync_mode=str(mode),
+                primary_key=tuple(str(p) for p in pk),
+                cursor_field=item.get("cursor_field"),
+                destination_stream=item.get("destination_stream"),
+            )
+        )
+    return tuple(streams)
+
+
+def load_settings(path: Path, connectors: Mapping[str, Connector]) -> Settings:
+    """Read and validate hub.toml against the registered connectors; raise on any problem."""
+    path = path.resolve()
+    problems: list[ConfigProblem] = []
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigurationError([ConfigProblem(str(path), "file not found")], str(path)) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError([ConfigProblem("(syntax)", str(exc))], str(path)) from exc
+    base = path.parent
+
+    for key in set(raw) - {"hub", "keys", "connectors", "pipelines"}:
+        problems.append(ConfigProblem(key, "unknown table (known: hub, keys, connectors, pipelines)"))
+    hub_raw = raw.get("hub", {})
+    for key in set(hub_raw) - HUB_KEYS:
+        problems.append(ConfigProblem(f"hub.{key}", f"unknown key (known: {', '.join(sorted(HUB_KEYS))})"))
+    database = str(hub_raw.get("database", "sqlite:///.hub/hub.db"))
+    if database.startswith("sqlite:///") and not database.startswith("sqlite:////"):
+        database = "sqlite:///" + str(base / database[len("sqlite:///") :])
+    if _URL_PASSWORD_RE.match(database):
+        problems.append(ConfigProblem("hub.database", "URL holds a plaintext password; set HUB_DATABASE_URL"))
+    database = os.environ.get("HUB_DATABASE_URL", database)
+    timezone = str(hub_raw.get("timezone", "Asia/Shanghai"))
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(ConfigProblem("hub.timezone", f"unknown time zone {timezone!r}"))
+    chunk_size = hub_raw.get("chunk_size", 20000)
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        problems.append(ConfigProblem("hub.chunk_size", "must be a positive integer"))
+        chunk_size = 20000
+    plugins_dir = base / hub_raw["plugins_dir"] if "plugins_dir" in hub_raw else None
+    keys = dict(raw.get("keys", {}))
+    keys["file"] = str(base / keys.get("file", ".hub/master.key"))
+
+    settings = Settings(
+        path=path,
+        database=database,
+        timezone=timezone,
+        chunk_size=chunk_size,
+        log_level=str(hub_raw.get("log_level", "INFO")),
+        plugins_dir=plugins_dir,
+        schedules_dir=base / str(hub_raw.get("schedules_dir", "schedules")),
+        keys=keys,
+    )
+
+    for name, table in (raw.get("connectors") or {}).items():
+        where = f"connectors.{name}"
+        if not isinstance(table, Mapping):
+            problems.append(ConfigProblem(where, "must be a table"))
+            continue
+        for key in set(table) - {"plugin", "config"}:
+            problems.append(ConfigProblem(f"{where}.{key}", "unknown key (known: plugin, config)"))
+        plugin = table.get("plugin")
+        if not isinstance(plugin, str):
+            problems.append(ConfigProblem(f"{where}.plugin", "required field is missing"))
+            continue
+        connector = connectors.get(plugin)
+        config = dict(table.get("config", {}))
+        if connector is None:
+            known = ", ".join(sorted(connectors)) or "none"
+            problems.append(ConfigProblem(f"{where}.plugin", f"unknown connector {plugin!r} (known: {known})"))
+            settings.connectors[name] = ConnectorConfig(name, plugin, MappingProxyType(config))
+            continue
+        spec = connector.spec().connectionSpecification
+        _validate_connector_config(f"{where}.config", config, spec, problems)
+        config = _resolve_paths(config, spec, base)
+        settings.connectors[name] = ConnectorConfig(name, plugin, MappingProxyType(config))
+
+    for name, table in (raw.get("pipelines") or {}).items():
+        where = f"pipelines.{name}"
+        known = {"source", "streams", "destinations", "mapping", "schedule", "chunk_size"}
+        for key in set(table) - known:
+            problems.append(ConfigProblem(f"{where}.{key}", f"unknown key (known: {', '.join(sorted(known))})"))
+        source = table.get("source")
+        if not isinstance(source, str):
+            problems.append(ConfigProblem(f"{where}.source", "required field is missing"))
+        else:
+            _check_role(settings, connectors, source, "source", f"{where}.source", problems)
+        destinations = table.get("destinations", [])
+        if isinstance(destinations, str):
+            destinations = [destinations]
+        if not destinations:
+            problems.append(ConfigProblem(f"{where}.destinations", "required field is missing"))
+        for i, dest in enumerate(destinations):
+            _check_role(settings, connectors, dest, "destination", f"{where}.destinations[{i}]", problems)
+        streams = _streams_from(table.get("streams"), f"{where}.streams", problems)
+        mapping = None
+        if "mapping" in table:
+            mapping = base / str(table["mapping"])
+            if not mapping.is_file():
+                problems.append(ConfigProblem(f"{where}.mapping", f"file not found: {table['mapping']}"))
+        schedule = None
+        if "schedule" in table:
+            schedule = _schedule_from(table["schedule"], name, f"{where}.schedule", timezone, problems, "hub.toml")
+        settings.pipelines[name] = PipelineConfig(
+            name=name,
+            source=str(source),
+            streams=streams,
+            destinations=tuple(str(d) for d in destinations),
+            mapping=mapping,
+            schedule=schedule,
+            chunk_size=table.get("chunk_size"),
+        )
+        if schedule:
+            settings.schedules.append(schedule)
+
+    if settings.schedules_dir.is_dir():
+        for file in sorted(settings.schedules_dir.glob("*.toml")):
+            _load_schedule_file(file, settings, problems)
+
+    if problems:
+        raise ConfigurationError(problems, str(path))
+    return settings
+
+
+def _load_schedule_file(file: Path, settings: Settings, problems: list[ConfigProblem]) -> None:
+    origin = f"schedules/{file.name}"
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        problems.append(ConfigProblem(origin, str(exc)))
+        return
+    pipeline = data.get("pipeline")
+    if pipeline not in settings.pipelines:
+        problems.append(ConfigProblem(f"{origin}:pipeline", f"unknown pipeline {pipeline!r}"))
+        return
+    schedule = _schedule_from(data, str(pipeline), origin, settings.timezone, problems, origin)
+    if schedule:
+        settings.schedules.append(schedule)
+
+
+def _check_role(
+    settings: Settings,
+    connectors: Mapping[str, Connector],
+    name: str,
+    role: str,
+    where: str,
+    problems: list[ConfigProblem],
+) -> None:
+    configured = settings.connectors.get(name)
+    if configured is None:
+        problems.append(ConfigProblem(where, f"no [connectors.{name}] table"))
+        return
+    connector = connectors.get(configured.plugin)
+    if connector is not None and getattr(connector, role) is None:
+        problems.append(ConfigProblem(where, f"connector {configured.plugin!r} cannot act as a {role}"))
+
+
+def resolve_secrets(
+    config: Mapping[str, Any], where: str, lookup_secret: Callable[[str], str | None]
+) -> dict[str, Any]:
+    """Replace secret references with their values, just before a connector is built."""
+    resolved: dict[str, Any] = {}
+    problems: list[ConfigProblem] = []
+    for key, value in config.items():
+        if is_secret_ref(value):
+            if "env" in value:
+                found = os.environ.get(str(value["env"]))
+                if found is None:
+                    problems.append(ConfigProblem(f"{where}.{key}", f"environment variable {value['env']} is not set"))
+            else:
+                found = lookup_secret(str(value["secret"]))
+                if found is None:
+                    problems.append(
+                        ConfigProblem(f"{where}.{key}", f"no secret named {value['secret']!r} (hub secrets set)")
+                    )
+            resolved[key] = found
+        else:
+            resolved[key] = value
+    if problems:
+        raise ConfigurationError(problems)
+    return resolved

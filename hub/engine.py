@@ -1,0 +1,673 @@
+"""The sync engine: source -> (mapping) -> destinations, in checkpointed chunks.
+
+For each chunk: drop what is unchanged (content hash), write every destination (each
+write committed and idempotent), then in one transaction of the state store record the
+new hashes, the dead letters and the stream's checkpoint. A crash anywhere replays at
+most the chunk after the last checkpoint, and replays are upserts: nothing is lost and
+nothing is written twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pandas as pd
+from airbyte_cdk.models import (
+    AirbyteStateMessageSerializer,
+    ConfiguredAirbyteCatalog,
+    ConfiguredAirbyteStream,
+    DestinationSyncMode,
+    SyncMode,
+    Type,
+)
+from sqlalchemy import select
+
+from hub.config import PipelineConfig, StreamSelection
+from hub.connectors import POSITION, HubDestination, HubSource, RecordBatch, Rejection, records_of
+from hub.errors import FatalSyncError, PipelineBusy, SyncError
+from hub.leases import LeaseHolder
+from hub.masking import mask_text
+from hub.project import Project
+from hub.records import KeyDigester, RecordIndex, content_hashes, data_columns, record_keys
+from hub.retry import backoff_delay, call_with_retry, is_transient
+from hub.store.models import DeadLetter, OutboxEntry, Run, StreamState, utcnow
+from hub.synclog import Counts, SyncLog
+
+log = logging.getLogger("hub.sync")
+cdk_logger = logging.getLogger("hub.airbyte")
+
+SOURCE_ATTEMPTS = 5
+
+ProgressCallback = Callable[[str, int], None]
+
+
+@dataclass
+class RunResult:
+    """What ``hub sync`` reports."""
+
+    run_id: int
+    pipeline: str
+    status: str
+    counts: Counts
+    streams: dict[str, Counts] = field(default_factory=dict)
+    error: str | None = None
+    duration: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return {"succeeded": 0, "partial": 3}.get(self.status, 1)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "pipeline": self.pipeline,
+            "status": self.status,
+            "counts": self.counts.as_dict(),
+            "streams": {k: v.as_dict() for k, v in self.streams.items()},
+            "error": self.error,
+            "duration_seconds": round(self.duration, 3),
+        }
+
+
+def dead_letter_context(pipeline: str, stream: str, position: str) -> str:
+    """Associated data binding a dead letter's ciphertext to its row."""
+    return f"dead_letters|{pipeline}|{stream}|{position}"
+
+
+def configured_catalog(source: Any, config: Mapping[str, Any], selections: tuple[StreamSelection, ...]) -> Any:
+    """Discover the source and configure the selected streams."""
+    catalog = source.discover(cdk_logger, config)
+    by_name = {s.name: s for s in catalog.streams}
+    streams = []
+    for sel in selections:
+        stream = by_name.get(sel.name)
+        if stream is None:
+            known = ", ".join(sorted(by_name)) or "none"
+            raise FatalSyncError(f"the source has no stream {sel.name!r} (it has: {known})")
+        mode = SyncMode.incremental if sel.sync_mode == "incremental" else SyncMode.full_refresh
+        if mode not in (stream.supported_sync_modes or [SyncMode.full_refresh]):
+            raise FatalSyncError(f"stream {sel.name!r} does not support {sel.sync_mode} sync")
+        pk = [[p] for p in sel.primary_key] or stream.source_defined_primary_key
+        cursor = [sel.cursor_field] if sel.cursor_field else stream.default_cursor_field
+        streams.append(
+            ConfiguredAirbyteStream(
+                stream=stream,
+                sync_mode=mode,
+                destination_sync_mode=DestinationSyncMode.append_dedup,
+                cursor_field=cursor if mode == SyncMode.incremental else None,
+                primary_key=pk,
+            )
+        )
+    return ConfiguredAirbyteCatalog(streams=streams)
+
+
+@dataclass
+class StreamContext:
+    """What the chunks of one stream share."""
+
+    selection: StreamSelection
+    entity: str
+    primary_key: list[str]
+    schema: Mapping[str, Any] | None
+    index: RecordIndex
+
+
+class Sync:
+    """One run of one pipeline."""
+
+    def __init__(
+        self,
+        project: Project,
+        pipeline: str,
+        *,
+        trigger: str = "manual",
+        dry_run: bool = False,
+        full_refresh: bool = False,
+        progress: ProgressCallback | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if pipeline not in project.settings.pipelines:
+            known = ", ".join(sorted(project.settings.pipelines)) or "none"
+            raise FatalSyncError(f"no pipeline named {pipeline!r} in hub.toml (known: {known})")
+        self.project = project
+        self.db = project.db
+        self.pipeline: PipelineConfig = project.settings.pipelines[pipeline]
+        self.trigger, self.dry_run, self.full_refresh = trigger, dry_run, full_refresh
+        self.progress = progress
+        self.sleep = sleep
+        self.chunk_size = self.pipeline.chunk_size or project.settings.chunk_size
+        self.digester = KeyDigester(project.keyring._key("record-keys"))
+        self.signature = self._pipeline_signature()
+        self.synclog: SyncLog | None = None
+        self._dest_counts: dict[tuple[str, str], Counts] = {}
+        self._rejected_positions: list[str] = []
+
+    def _pipeline_signature(self) -> str:
+        """Changes when what decides a record's delivered form changes (mapping, keys)."""
+        parts = [self.pipeline.source, *self.pipeline.destinations]
+        if self.pipeline.mapping is not None:
+            parts.append(hashlib.sha256(self.pipeline.mapping.read_bytes()).hexdigest())
+        for sel in self.pipeline.streams:
+            parts.append(f"{sel.name}:{','.join(sel.primary_key)}:{sel.destination_stream}")
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+    # -- the run ---------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        lease = LeaseHolder(self.db, f"pipeline:{self.pipeline.name}", ttl=60)
+        if not lease.try_acquire():
+            raise PipelineBusy(
+                f"pipeline {self.pipeline.name!r} is already running ({lease.current_owner()}); "
+                "one run at a time per pipeline"
+            )
+        lease.start_renewing()
+        started = time.monotonic()
+        try:
+            self._close_abandoned_runs()
+            self.synclog = SyncLog(self.db, self.pipeline.name, self.trigger, dry_run=self.dry_run)
+            return self._run(started)
+        finally:
+            lease.release()
+
+    def _close_abandoned_runs(self) -> None:
+        """We hold the pipeline's lease, so any other 'running' run of it is dead."""
+        with self.db.session() as session:
+            for run in session.execute(
+                select(Run).where(Run.pipeline == self.pipeline.name, Run.status == "running")
+            ).scalars():
+                run.status, run.finished_at = "crashed", utcnow()
+                run.error = "the process running this sync stopped without finishing (killed or crashed)"
+
+    def _run(self, started: float) -> RunResult:
+        synclog = self.synclog
+        assert synclog is not None
+        pm = self.project.registry.pm
+        pm.hook.hub_run_started(run_id=synclog.run_id, pipeline=self.pipeline.name, trigger=self.trigger)
+        synclog.event(
+            "info",
+            "run.start",
+            f"{self.trigger} run of {self.pipeline.name}: {self.pipeline.source} -> "
+            f"{', '.join(self.pipeline.destinations)}" + (" (dry run)" if self.dry_run else ""),
+        )
+        totals = Counts()
+        per_stream: dict[str, Counts] = {}
+        status, error = "succeeded", None
+        destinations: dict[str, tuple[Any, dict[str, Any]]] = {}
+        try:
+            source = self.project.source(self.pipeline.source)
+            source_config = self.project.config_of(self.pipeline.source)
+            for name in self.pipeline.destinations:
+                destinations[name] = (self.project.destination(name), self.project.config_of(name))
+            catalog = configured_catalog(source, source_config, self.pipeline.streams)
+            for sel, configured in zip(self.pipeline.streams, catalog.streams, strict=True):
+                pk = [p[0] for p in (configured.primary_key or [])]
+                counts = self._sync_stream(source, source_config, sel, configured, pk, destinations)
+                per_stream[sel.name] = counts
+                totals.add(counts)
+            if totals.rejected:
+                status = "partial"
+        except Exception as exc:  # noqa: BLE001 - the run fails and says why; nothing escapes unlogged
+            status = "failed"
+            error = mask_text(f"{type(exc).__name__}: {exc}")
+            synclog.event("error", "run.error", error)
+            log.debug("run failed", exc_info=True)
+        finally:
+            for dest, _config in destinations.values():
+                if isinstance(dest, HubDestination):
+                    try:
+                        dest.close()
+                    except Exception:  # noqa: BLE001
+                        log.warning("closing a destination failed", exc_info=True)
+        synclog.event(
+            "info" if status != "failed" else "error",
+            "run.end",
+            f"run {status}: read {totals.read}, inserted {totals.inserted}, updated {totals.updated}, "
+            f"unchanged {totals.unchanged}, rejected {totals.rejected}",
+            **totals.as_dict(),
+        )
+        synclog.finish(status, totals, error)
+        pm.hook.hub_run_finished(
+            run_id=synclog.run_id, pipeline=self.pipeline.name, status=status, counts=totals.as_dict()
+        )
+        return RunResult(
+            run_id=synclog.run_id,
+            pipeline=self.pipeline.name,
+            status=status,
+            counts=totals,
+            streams=per_stream,
+            error=error,
+            duration=time.monotonic() - started,
+        )
+
+    # -- one stream ------------------------------------------------------------------------
+
+    def _load_state(self, stream: str, incremental: bool) -> dict[str, Any] | None:
+        """The source state to start from: a full refresh resumes only an unfinished pass."""
+        with self.db.session() as session:
+            row = session.get(StreamState, (self.pipeline.name, stream))
+            if row is None or self.full_refresh:
+                return None
+            saved = dict(row.state or {})
+        if incremental or not saved.get("complete", False):
+            return saved.get("source")
+        return None
+
+    def _save_state(self, session: Any, stream: str, source_state: Any, complete: bool) -> None:
+        assert self.synclog is not None
+        row = session.get(StreamState, (self.pipeline.name, stream))
+        value = {"source": source_state, "complete": complete}
+        if row is None:
+            session.add(StreamState(pipeline=self.pipeline.name, stream=stream, state=value, run_id=self.synclog.run_id))
+        else:
+            row.state, row.run_id, row.updated_at = value, self.synclog.run_id, utcnow()
+
+    def _sync_stream(
+        self,
+        source: Any,
+        source_config: Mapping[str, Any],
+        sel: StreamSelection,
+        configured: ConfiguredAirbyteStream,
+        pk: list[str],
+        destinations: dict[str, tuple[Any, dict[str, Any]]],
+    ) -> Counts:
+        synclog = self.synclog
+        assert synclog is not None
+        incremental = configured.sync_mode == SyncMode.incremental
+        if not pk:
+            raise FatalSyncError(
+                f"stream {sel.name!r} has no primary key: set primary_key in the pipeline's streams"
+            )
+        entity = sel.destination_stream or sel.name
+        ctx = StreamContext(
+            selection=sel,
+            entity=entity,
+            primary_key=pk,
+            schema=configured.stream.json_schema,
+            index=RecordIndex(self.pipeline.name, entity, self.pipeline.source, sel.name),
+        )
+        counts = Counts()
+        state = self._load_state(sel.name, incremental)
+        synclog.event(
+            "info",
+            "stream.start",
+            f"stream {sel.name} ({configured.sync_mode.value})" + (" resuming from checkpoint" if state else ""),
+            stream=sel.name,
+        )
+        last_state = state
+        attempt = 0
+        batches_done = 0
+        while True:
+            try:
+                for batch in self._batches(source, source_config, configured, last_state):
+                    self._process(batch, ctx, destinations, counts)
+                    if batch.state is not None:
+                        last_state = batch.state
+                    batches_done += 1
+                    if self.progress:
+                        self.progress(sel.name, counts.read)
+                break
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                attempt += 1
+                if attempt >= SOURCE_ATTEMPTS:
+                    raise SyncError(
+                        f"source {self.pipeline.source!r} stream {sel.name!r} kept failing after "
+                        f"{attempt} attempts: {type(exc).__name__}: {mask_text(str(exc))}"
+                    ) from exc
+                delay = backoff_delay(attempt, retry_after=getattr(exc, "retry_after", None))
+                synclog.event(
+                    "warning",
+                    "retry",
+                    f"source read failed ({type(exc).__name__}: {mask_text(str(exc))}); "
+                    f"retry {attempt}/{SOURCE_ATTEMPTS - 1} from the last checkpoint in {delay:.1f}s",
+                    stream=sel.name,
+                )
+                self.sleep(delay)
+        if not self.dry_run:
+            with self.db.session() as session:
+                self._save_state(session, sel.name, last_state, complete=True)
+            synclog.save_stats(sel.name, "", counts)
+            for name in destinations:
+                synclog.save_stats(sel.name, name, self._dest_counts.get((sel.name, name), Counts()))
+        synclog.event(
+            "info",
+            "stream.end",
+            f"stream {sel.name}: read {counts.read}, inserted {counts.inserted}, updated {counts.updated}, "
+            f"unchanged {counts.unchanged}, rejected {counts.rejected}",
+            stream=sel.name,
+            **counts.as_dict(),
+        )
+        return counts
+
+    def _batches(
+        self,
+        source: Any,
+        config: Mapping[str, Any],
+        configured: ConfiguredAirbyteStream,
+        state: dict[str, Any] | None,
+    ) -> Iterator[RecordBatch]:
+        name = configured.stream.name
+        if isinstance(source, HubSource):
+            yield from source.read_batches(cdk_logger, config, name, state, {"chunk_size": self.chunk_size})
+            return
+        yield from self._batches_from_messages(source, config, configured, state)
+
+    def _batches_from_messages(
+        self,
+        source: Any,
+        config: Mapping[str, Any],
+        configured: ConfiguredAirbyteStream,
+        state: dict[str, Any] | None,
+    ) -> Iterator[RecordBatch]:
+        """Group an Airbyte source's RECORD messages into chunks, cut at its STATE messages."""
+        name = configured.stream.name
+        catalog = ConfiguredAirbyteCatalog(streams=[configured])
+        states = []
+        if state:
+            states = [
+                AirbyteStateMessageSerializer.load(
+                    {"type": "STREAM", "stream": {"stream_descriptor": {"name": name}, "stream_state": state}}
+                )
+            ]
+        rows: list[dict[str, Any]] = []
+        ordinal = 0
+        for message in source.read(cdk_logger, config, catalog, states):
+            if message.type == Type.RECORD and message.record is not None and message.record.stream == name:
+                ordinal += 1
+                record = dict(message.record.data)
+                record[POSITION] = f"{name}#{ordinal}"
+                rows.append(record)
+                if len(rows) >= self.chunk_size:
+                    yield RecordBatch(stream=name, frame=pd.DataFrame.from_records(rows))
+                    rows = []
+            elif message.type == Type.STATE and message.state is not None:
+                blob = message.state.stream.stream_state if message.state.stream else None
+                new_state = AirbyteStateMessageSerializer.dump(message.state)["stream"].get("stream_state") if blob else None
+                yield RecordBatch(stream=name, frame=pd.DataFrame.from_records(rows), state=new_state or {})
+                rows = []
+            elif message.type == Type.LOG and message.log is not None:
+                cdk_logger.info("%s", mask_text(message.log.message))
+        if rows:
+            yield RecordBatch(stream=name, frame=pd.DataFrame.from_records(rows))
+
+    # -- one chunk -------------------------------------------------------------------------
+
+    def _process(
+        self,
+        batch: RecordBatch,
+        ctx: StreamContext,
+        destinations: dict[str, tuple[Any, dict[str, Any]]],
+        counts: Counts,
+    ) -> None:
+        sel, entity, pk, index = ctx.selection, ctx.entity, ctx.primary_key, ctx.index
+        synclog = self.synclog
+        assert synclog is not None
+        frame = batch.frame
+        rejections: list[tuple[Rejection, str | None]] = [(r, None) for r in batch.rejections]
+        chunk = Counts(read=len(frame) + len(batch.rejections))
+
+        fingerprint = None
+        if batch.fingerprint:
+            fingerprint = hashlib.sha256((batch.fingerprint + self.signature).encode()).hexdigest()
+        if fingerprint and not batch.rejections and not self.dry_run:
+            with self.db.session() as session:
+                if index.has_fingerprint(session, fingerprint):
+                    chunk.unchanged = len(frame)
+                    self._save_state(session, sel.name, batch.state, complete=False)
+                    counts.add(chunk)
+                    return
+
+        if len(frame):
+            if POSITION not in frame.columns:
+                frame = frame.assign(**{POSITION: [f"{sel.name}#{i}" for i in range(counts.read + 1, counts.read + len(frame) + 1)]})
+            missing = [c for c in pk if c not in frame.columns]
+            if missing:
+                raise FatalSyncError(f"stream {sel.name!r}: primary key column(s) {missing} not in the records")
+            keys = record_keys(frame, pk)
+            empty = keys.eq("").to_numpy()
+            if empty.any():
+                for position in frame.loc[empty, POSITION]:
+                    rejections.append((Rejection(position, f"primary key {'+'.join(pk)} is empty"), None))
+                frame, keys = frame.loc[~empty], keys.loc[~empty]
+            dup = keys.duplicated(keep="last").to_numpy()
+            if dup.any():
+                frame, keys = frame.loc[~dup], keys.loc[~dup]
+                chunk.updated += int(dup.sum())
+            digests = self.digester.digest_all(keys.tolist())
+            hashes = content_hashes(frame)
+            with self.db.session() as session:
+                known = index.known_hashes(session, digests)
+            is_new = [d not in known for d in digests]
+            changed = [n or known[d] != h for d, h, n in zip(digests, hashes, is_new, strict=True)]
+            chunk.inserted += sum(is_new)
+            chunk.updated += sum(changed) - sum(is_new)
+            chunk.unchanged += len(changed) - sum(changed)
+            mask = pd.Series(changed, index=frame.index)
+            to_write = frame.loc[mask]
+            write_digests = [d for d, c in zip(digests, changed, strict=True) if c]
+            write_hashes = [h for h, c in zip(hashes, changed, strict=True) if c]
+            write_is_new = [n for n, c in zip(is_new, changed, strict=True) if c]
+        else:
+            to_write = frame
+            write_digests, write_hashes, write_is_new = [], [], []
+
+        if self.dry_run:
+            chunk.rejected = len(rejections)
+            counts.add(chunk)
+            return
+
+        rejected_before_write = len(rejections)
+        failed_rows: set[int] = set()
+        if len(to_write):
+            to_write = to_write.reset_index(drop=True)
+            for name, (dest, config) in destinations.items():
+                rejected_here = self._write(name, dest, config, ctx, to_write)
+                dest_counts = self._dest_counts.setdefault((sel.name, name), Counts())
+                dest_counts.read += len(to_write)
+                dest_counts.rejected += len(rejected_here)
+                for row, reason in rejected_here:
+                    failed_rows.add(row)
+                    position = str(to_write.at[row, POSITION])
+                    record = records_of(to_write.iloc[[row]])[0]
+                    rejections.append((Rejection(position, reason, record), name))
+        # A row that failed in any destination is not marked delivered: the next run retries it.
+        new_written = [i for i in range(len(to_write)) if i not in failed_rows]
+        for row in failed_rows:
+            if write_is_new[row]:
+                chunk.inserted -= 1
+            else:
+                chunk.updated -= 1
+        chunk.rejected = rejected_before_write + len(failed_rows)
+        updated_existing = chunk.updated > 0
+
+        with self.db.session() as session:
+            if updated_existing:
+                index.forget_fingerprints(session)
+            if len(to_write):
+                positions = to_write[POSITION].astype(str).tolist()
+                index.save(
+                    session,
+                    [write_digests[i] for i in new_written],
+                    [write_hashes[i] for i in new_written],
+                    [positions[i] for i in new_written],
+                    synclog.run_id,
+                )
+            for rejection, destination in rejections:
+                self._dead_letter(session, sel.name, rejection, destination)
+                self._rejected_positions.append(rejection.position)
+            if fingerprint and not rejections and not updated_existing:
+                index.save_fingerprint(session, fingerprint, len(frame), synclog.run_id)
+            if batch.state is not None:
+                self._save_state(session, sel.name, batch.state, complete=False)
+            run = session.get(Run, synclog.run_id)
+            if run is not None:
+                run.heartbeat_at = utcnow()
+        if rejections:
+            hook = self.project.registry.pm.hook
+            for rejection, _ in rejections:
+                hook.hub_record_rejected(
+                    run_id=synclog.run_id,
+                    pipeline=self.pipeline.name,
+                    stream=sel.name,
+                    position=rejection.position,
+                    reason=rejection.reason,
+                )
+            synclog.event(
+                "warning",
+                "rejected",
+                f"{len(rejections)} record(s) to dead letters; first: {rejections[0][0].position}: "
+                f"{rejections[0][0].reason}",
+                stream=sel.name,
+                positions=[r.position for r, _ in rejections[:50]],
+            )
+        if batch.state is not None and chunk.read:
+            synclog.event("debug", "checkpoint", f"checkpoint after {counts.read + chunk.read} records", stream=sel.name)
+        counts.add(chunk)
+
+    def _write(
+        self,
+        name: str,
+        dest: Any,
+        config: Mapping[str, Any],
+        ctx: StreamContext,
+        frame: pd.DataFrame,
+    ) -> list[tuple[int, str]]:
+        """Write one chunk to one destination through the outbox; return rejected rows."""
+        sel, entity, pk = ctx.selection, ctx.entity, ctx.primary_key
+        synclog = self.synclog
+        assert synclog is not None
+        digest = hashlib.sha256()
+        digest.update(f"{self.pipeline.name}|{name}|{entity}|".encode())
+        digest.update(content_hashes(frame).tobytes())
+        key = digest.hexdigest()
+        with self.db.session() as session:
+            entry = session.execute(select(OutboxEntry).where(OutboxEntry.idempotency_key == key)).scalar_one_or_none()
+            if entry is None:
+                entry = OutboxEntry(
+                    idempotency_key=key,
+                    run_id=synclog.run_id,
+                    pipeline=self.pipeline.name,
+                    destination=name,
+                    stream=entity,
+                    rows=len(frame),
+                    attempts=0,
+                )
+                session.add(entry)
+            entry.attempts += 1
+            entry.status = "pending"
+
+        def on_retry(attempt: int, exc: BaseException, delay: float) -> None:
+            synclog.event(
+                "warning",
+                "retry",
+                f"destination {name} write failed ({type(exc).__name__}: {mask_text(str(exc))}); "
+                f"retry {attempt} in {delay:.1f}s",
+                stream=sel.name,
+            )
+
+        if not isinstance(dest, HubDestination):
+            raise FatalSyncError(f"destination {name!r} does not implement write_batch")
+        try:
+            result = call_with_retry(
+                lambda: dest.write_batch(config, entity, frame, pk, key, ctx.schema), on_retry=on_retry, sleep=self.sleep
+            )
+        except Exception as exc:
+            with self.db.session() as session:
+                row = session.execute(select(OutboxEntry).where(OutboxEntry.idempotency_key == key)).scalar_one()
+                row.status, row.last_error = "failed", mask_text(f"{type(exc).__name__}: {exc}")[:2000]
+            raise
+        with self.db.session() as session:
+            row = session.execute(select(OutboxEntry).where(OutboxEntry.idempotency_key == key)).scalar_one()
+            row.status, row.committed_at = "committed", utcnow()
+        return result.rejections
+
+    def _dead_letter(self, session: Any, stream: str, rejection: Rejection, destination: str | None) -> None:
+        """Record a rejection; the same record rejected again for the same reason updates its row."""
+        assert self.synclog is not None
+        reason = mask_text(rejection.reason)
+        existing = session.execute(
+            select(DeadLetter).where(
+                DeadLetter.pipeline == self.pipeline.name,
+                DeadLetter.stream == stream,
+                DeadLetter.position == rejection.position[:500],
+                DeadLetter.status == "open",
+            )
+        ).scalars().first()
+        if existing is not None and existing.reason == reason and existing.destination == destination:
+            existing.run_id = self.synclog.run_id
+            return
+        payload = None
+        if rejection.record is not None:
+            context = dead_letter_context(self.pipeline.name, stream, rejection.position)
+            payload = self.project.keyring.seal(orjson.dumps(dict(rejection.record), default=str), "dead-letter", context)
+        session.add(
+            DeadLetter(
+                run_id=self.synclog.run_id,
+                pipeline=self.pipeline.name,
+                stream=stream,
+                destination=destination,
+                position=rejection.position[:500],
+                reason=reason,
+                payload=payload,
+            )
+        )
+
+    # -- replaying dead letters ------------------------------------------------------------
+
+    def replay(self, records: Mapping[str, list[dict[str, Any]]]) -> tuple[RunResult, dict[str, set[str]]]:
+        """Send records (by stream) through the destinations again, as one run.
+
+        Returns the run and, per stream, the positions that were rejected again.
+        """
+        lease = LeaseHolder(self.db, f"pipeline:{self.pipeline.name}", ttl=60)
+        if not lease.try_acquire():
+            raise PipelineBusy(f"pipeline {self.pipeline.name!r} is running; retry when it is done")
+        lease.start_renewing()
+        started = time.monotonic()
+        failed: dict[str, set[str]] = {}
+        try:
+            self.synclog = synclog = SyncLog(self.db, self.pipeline.name, self.trigger)
+            synclog.event("info", "run.start", f"retry of {sum(map(len, records.values()))} dead letter(s)")
+            source = self.project.source(self.pipeline.source)
+            catalog = configured_catalog(
+                source, self.project.config_of(self.pipeline.source), self.pipeline.streams
+            )
+            destinations = {n: (self.project.destination(n), self.project.config_of(n)) for n in self.pipeline.destinations}
+            totals = Counts()
+            streams: dict[str, Counts] = {}
+            try:
+                for sel, configured in zip(self.pipeline.streams, catalog.streams, strict=True):
+                    rows = records.get(sel.name)
+                    if not rows:
+                        continue
+                    pk = [p[0] for p in (configured.primary_key or [])]
+                    ctx = StreamContext(
+                        sel, sel.destination_stream or sel.name, pk, configured.stream.json_schema,
+                        RecordIndex(self.pipeline.name, sel.destination_stream or sel.name, self.pipeline.source, sel.name),
+                    )
+                    counts = Counts()
+                    before = len(self._rejected_positions)
+                    self._process(RecordBatch(stream=sel.name, frame=pd.DataFrame.from_records(rows).astype("string")),
+                                  ctx, destinations, counts)
+                    failed[sel.name] = set(self._rejected_positions[before:])
+                    streams[sel.name] = counts
+                    totals.add(counts)
+                    synclog.save_stats(sel.name, "", counts)
+            finally:
+                for dest, _config in destinations.values():
+                    if isinstance(dest, HubDestination):
+                        dest.close()
+            status = "partial" if totals.rejected else "succeeded"
+            synclog.event("info", "run.end", f"retry {status}: {totals.rejected} still rejected", **totals.as_dict())
+            synclog.finish(status, totals)
+            return RunResult(synclog.run_id, self.pipeline.name, status, totals, streams,
+                             duration=time.monotonic() - started), failed
+        finally:
+            lease.release()

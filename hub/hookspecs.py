@@ -1,0 +1,83 @@
+"""The hooks a hub plugin can implement.
+
+Every hook is named ``hub_*``. Registration hooks return lists of frozen records
+(:class:`hub.connectors.Connector`, :class:`hub.transforms.Transform`); the core
+flattens them and refuses duplicate names.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from hub.connectors import Connector
+    from hub.crypto import KeyProvider
+    from hub.transforms import Transform
+
+hookspec = pluggy.HookspecMarker("hub")
+hookimpl = pluggy.HookimplMarker("hub")
+
+
+@hookspec
+def hub_register_connectors() -> list[Connector]:
+    """Register connectors.
+
+    Return a list of :class:`hub.Connector` records, each naming a category
+    (ats, assessment, hris, oa, finance, econtract, generic) and the Airbyte
+    source and/or destination class that implements it.
+
+    Example::
+
+        @hub.hookimpl
+        def hub_register_connectors():
+            return [hub.Connector(name="workday", category="hris", source=WorkdaySource)]
+    """
+
+
+@hookspec
+def hub_register_transforms() -> list[Transform]:
+    """Register value transforms that mapping files can name.
+
+    Return a list of :class:`hub.Transform` records.
+    """
+
+
+@hookspec
+def hub_run_started(run_id: int, pipeline: str, trigger: str) -> None:
+    """Called when a sync run starts, after its row is in the sync log.
+
+    :param run_id: id of the run in the sync log.
+    :param pipeline: pipeline name from hub.toml.
+    :param trigger: ``manual``, ``schedule`` or ``webhook``.
+    """
+
+
+@hookspec
+def hub_run_finished(run_id: int, pipeline: str, status: str, counts: dict[str, int]) -> None:
+    """Called when a sync run ends, whatever its outcome.
+
+    :param status: ``succeeded``, ``failed`` or ``partial`` (finished with dead letters).
+    :param counts: totals of read, inserted, updated, unchanged and rejected records.
+    """
+
+
+@hookspec
+def hub_record_rejected(run_id: int, pipeline: str, stream: str, position: str, reason: str) -> None:
+    """Called for every record sent to dead letters.
+
+    :param position: where the record came from (``file.csv:12``, a cursor value).
+    :param reason: why it was rejected; never holds personal data.
+    """
+
+
+@hookspec(firstresult=True)
+def hub_key_provider(settings: dict[str, Any]) -> KeyProvider | None:
+    """Return the key provider that supplies hub's key-encryption key.
+
+    :param settings: the ``[keys]`` table of hub.toml (may be empty).
+
+    Stops at the first non-None result; the built-in providers (environment
+    variable, key file) are registered ``trylast`` so a plugin (Vault, KMS) wins.
+    """

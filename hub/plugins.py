@@ -1,0 +1,135 @@
+"""Plugin loading: built-ins, the ``hub`` entry-point group, and a project plugins directory.
+
+A plugin that fails to import is reported and skipped, so one broken package never takes
+hub down; set ``HUB_STRICT_PLUGINS=1`` to make that fatal while writing a plugin.
+``HUB_DISABLE_PLUGINS`` (comma-separated names) blocks plugins by name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from hub import hookspecs
+from hub.errors import PluginError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "hub.default_keys",
+    "hub.transforms",
+    "hub_files",
+    "hub_sql",
+)
+
+
+@dataclass
+class LoadFailure:
+    """A plugin that could not be loaded, kept so ``hub plugins`` can show it."""
+
+    name: str
+    origin: str
+    error: str
+
+
+@dataclass
+class PluginRegistry:
+    """The plugin manager plus what happened while loading it."""
+
+    pm: pluggy.PluginManager
+    failures: list[LoadFailure] = field(default_factory=list)
+    origins: dict[str, str] = field(default_factory=dict)
+
+
+def _strict() -> bool:
+    return os.environ.get("HUB_STRICT_PLUGINS", "") not in ("", "0", "false")
+
+
+def _record_failure(registry: PluginRegistry, name: str, origin: str, exc: BaseException) -> None:
+    if _strict():
+        raise PluginError(f"plugin {name!r} from {origin} failed to load: {exc}") from exc
+    message = f"{type(exc).__name__}: {exc}"
+    registry.failures.append(LoadFailure(name=name, origin=origin, error=message))
+    log.warning("plugin %s from %s failed to load: %s", name, origin, message)
+
+
+def _register(registry: PluginRegistry, module: Any, name: str, origin: str) -> None:
+    if registry.pm.is_blocked(name) or registry.pm.has_plugin(name):
+        return
+    registry.pm.register(module, name=name)
+    registry.origins[name] = origin
+
+
+def _load_project_dir(registry: PluginRegistry, directory: Path) -> None:
+    """Import every ``*.py`` module and package in the project plugins directory."""
+    if not directory.is_dir():
+        return
+    for path in sorted(directory.iterdir()):
+        if path.name.startswith((".", "_")):
+            continue
+        if path.suffix == ".py":
+            target = path
+        elif (path / "__init__.py").is_file():
+            target = path / "__init__.py"
+        else:
+            continue
+        name = f"hub_project_plugin_{path.stem}"
+        try:
+            spec = importlib.util.spec_from_file_location(
+                name, target, submodule_search_locations=[str(path)] if path.is_dir() else None
+            )
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot import {target}")
+            module: ModuleType = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+        except Exception as exc:  # noqa: BLE001 - any import error is reported, the rest loads
+            sys.modules.pop(name, None)
+            _record_failure(registry, path.stem, str(path), exc)
+            continue
+        _register(registry, module, path.stem, str(path))
+
+
+def load_plugins(project_plugins_dir: Path | None = None, *, entry_points: bool = True) -> PluginRegistry:
+    """Build a plugin manager with built-ins, installed plugins and project plugins."""
+    pm = pluggy.PluginManager("hub")
+    pm.add_hookspecs(hookspecs)
+    registry = PluginRegistry(pm=pm)
+    for blocked in filter(None, os.environ.get("HUB_DISABLE_PLUGINS", "").split(",")):
+        pm.set_blocked(blocked.strip())
+
+    for module_name in DEFAULT_PLUGINS:
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:  # noqa: BLE001
+            _record_failure(registry, module_name, "built-in", exc)
+            continue
+        _register(registry, module, module_name, "built-in")
+
+    if entry_points:
+        for ep in importlib.metadata.entry_points(group="hub"):
+            if pm.is_blocked(ep.name):
+                continue
+            dist = ep.dist.name if ep.dist else "?"
+            try:
+                module = ep.load()
+            except Exception as exc:  # noqa: BLE001
+                _record_failure(registry, ep.name, f"entry point of {dist}", exc)
+                continue
+            _register(registry, module, ep.name, f"entry point of {dist}")
+
+    if project_plugins_dir is not None:
+        _load_project_dir(registry, project_plugins_dir)
+
+    pm.check_pending()
+    return registry

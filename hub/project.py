@@ -1,0 +1,129 @@
+"""A hub project: hub.toml, its plugins, its state store and its keys, loaded once."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import tomllib
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from airbyte_cdk.destinations import Destination
+from airbyte_cdk.sources.source import Source
+
+from hub.config import Settings, load_settings, resolve_secrets
+from hub.connectors import Connector
+from hub.crypto import Keyring
+from hub.errors import ConfigProblem, ConfigurationError, PluginError
+from hub.plugins import PluginRegistry, load_plugins
+from hub.store import Database
+from hub.store.models import AuditEntry, Secret, utcnow
+from hub.transforms import Transform
+
+log = logging.getLogger(__name__)
+
+
+def _flatten(results: list[list[Any] | None]) -> list[Any]:
+    return [item for group in results if group for item in group]
+
+
+def collect_connectors(registry: PluginRegistry) -> dict[str, Connector]:
+    """Every connector the plugins register, refusing two with one name."""
+    found: dict[str, Connector] = {}
+    for connector in _flatten(registry.pm.hook.hub_register_connectors()):
+        if connector.name in found:
+            raise PluginError(f"two plugins register a connector named {connector.name!r}")
+        found[connector.name] = connector
+    return dict(sorted(found.items()))
+
+
+def collect_transforms(registry: PluginRegistry) -> dict[str, Transform]:
+    found: dict[str, Transform] = {}
+    for transform in _flatten(registry.pm.hook.hub_register_transforms()):
+        if transform.name in found:
+            raise PluginError(f"two plugins register a transform named {transform.name!r}")
+        found[transform.name] = transform
+    return dict(sorted(found.items()))
+
+
+def _plugins_dir_of(path: Path) -> Path | None:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return None  # load_settings reports it with its path
+    plugins_dir = raw.get("hub", {}).get("plugins_dir")
+    return path.resolve().parent / plugins_dir if plugins_dir else None
+
+
+class Project:
+    """Everything a command needs, built lazily from one hub.toml."""
+
+    def __init__(self, path: Path, registry: PluginRegistry | None = None) -> None:
+        self.path = path.resolve()
+        self.registry = registry or load_plugins(_plugins_dir_of(self.path))
+        self.connectors = collect_connectors(self.registry)
+        self.settings: Settings = load_settings(self.path, self.connectors)
+
+    @cached_property
+    def db(self) -> Database:
+        return Database(self.settings.database)
+
+    @cached_property
+    def keyring(self) -> Keyring:
+        provider = self.registry.pm.hook.hub_key_provider(settings=self.settings.keys)
+        return Keyring(provider.load_kek(), key_id=provider.key_id)
+
+    @cached_property
+    def transforms(self) -> dict[str, Transform]:
+        return collect_transforms(self.registry)
+
+    def connector_of(self, name: str) -> Connector:
+        configured = self.settings.connectors.get(name)
+        if configured is None:
+            raise ConfigurationError([ConfigProblem(f"connectors.{name}", "not configured in hub.toml")])
+        return self.connectors[configured.plugin]
+
+    def config_of(self, name: str) -> dict[str, Any]:
+        """The connector's config with secrets resolved (never log the result)."""
+        configured = self.settings.connectors[name]
+        return resolve_secrets(configured.config, f"connectors.{name}.config", self.get_secret)
+
+    def source(self, name: str) -> Source:
+        connector = self.connector_of(name)
+        if connector.source is None:
+            raise ConfigurationError([ConfigProblem(f"connectors.{name}", "is not a source")])
+        return connector.source()
+
+    def destination(self, name: str) -> Destination:
+        connector = self.connector_of(name)
+        if connector.destination is None:
+            raise ConfigurationError([ConfigProblem(f"connectors.{name}", "is not a destination")])
+        return connector.destination()
+
+    # -- secrets -------------------------------------------------------------------------
+
+    def set_secret(self, name: str, value: str) -> None:
+        sealed = self.keyring.seal(value.encode(), "secret", name)
+        with self.db.session() as session:
+            row = session.get(Secret, name)
+            if row is None:
+                session.add(Secret(name=name, ciphertext=sealed))
+            else:
+                row.ciphertext, row.updated_at = sealed, utcnow()
+            session.add(AuditEntry(actor=actor(), action="secret.set", target=name))
+
+    def get_secret(self, name: str) -> str | None:
+        with self.db.session() as session:
+            row = session.get(Secret, name)
+            if row is None:
+                return None
+            return self.keyring.open(row.ciphertext, "secret", name).decode()
+
+
+def actor() -> str:
+    """Who runs this command, for the audit log."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

@@ -1,0 +1,60 @@
+"""Retries with exponential backoff and full jitter for transient failures."""
+
+from __future__ import annotations
+
+import random
+import socket
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import requests
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from hub.errors import RetriableSyncError
+
+T = TypeVar("T")
+
+TRANSIENT_HTTP = {408, 425, 429, 500, 502, 503, 504}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Timeouts, 429 / 5xx, dropped connections and lost database connections."""
+    if isinstance(exc, RetriableSyncError | TimeoutError | ConnectionError | socket.timeout):
+        return True
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return exc.response.status_code in TRANSIENT_HTTP
+    if isinstance(exc, requests.ConnectionError | requests.Timeout):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError) and "locked" not in str(exc).lower()
+
+
+def backoff_delay(attempt: int, base: float = 0.5, cap: float = 60.0, retry_after: float | None = None) -> float:
+    """Seconds to wait before ``attempt`` (1-based): full jitter, or the server's Retry-After."""
+    if retry_after is not None:
+        return min(max(retry_after, 0.0), cap)
+    return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
+
+
+def call_with_retry(
+    func: Callable[[], T],
+    *,
+    attempts: int = 5,
+    base: float = 0.5,
+    on_retry: Callable[[int, BaseException, float], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Call ``func``; on a transient error wait and try again, up to ``attempts`` times."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return func()
+        except Exception as exc:
+            if attempt == attempts or not is_transient(exc):
+                raise
+            delay = backoff_delay(attempt, base, retry_after=getattr(exc, "retry_after", None))
+            if on_retry is not None:
+                on_retry(attempt, exc, delay)
+            sleep(delay)
+    raise AssertionError("unreachable")

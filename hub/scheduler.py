@@ -1,0 +1,188 @@
+"""Unattended runs: APScheduler 3.11 with its job store in hub's database.
+
+Only one scheduler process is active per database: each ``hub scheduler start`` competes
+for the ``scheduler`` lease and the others stand by, taking over if the leader dies.
+Each pipeline also holds its own lease while it runs, so a run never overlaps another.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    EVENT_JOB_SUBMITTED,
+    JobEvent,
+)
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from hub.config import Schedule
+from hub.errors import PipelineBusy
+from hub.leases import LeaseHolder
+from hub.project import Project
+
+log = logging.getLogger("hub.scheduler")
+
+JOB_PREFIX = "pipeline:"
+_projects: dict[str, Project] = {}
+_projects_lock = threading.Lock()
+
+
+def trigger_for(schedule: Schedule) -> BaseTrigger:
+    tz = ZoneInfo(schedule.timezone)
+    if schedule.cron is not None:
+        return CronTrigger.from_crontab(schedule.cron, timezone=tz)
+    assert schedule.interval_seconds is not None
+    return IntervalTrigger(seconds=schedule.interval_seconds, timezone=tz)
+
+
+def describe(schedule: Schedule) -> str:
+    if schedule.cron is not None:
+        return f"cron {schedule.cron} ({schedule.timezone})"
+    return f"every {schedule.interval_seconds:g}s"
+
+
+def next_fire_times(project: Project, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Each configured schedule with its next fire time, without starting anything."""
+    rows = []
+    for schedule in project.settings.schedules:
+        trigger = trigger_for(schedule)
+        moment = now or datetime.now(ZoneInfo(schedule.timezone))
+        rows.append(
+            {
+                "pipeline": schedule.pipeline,
+                "schedule": describe(schedule),
+                "next_fire": (trigger.get_next_fire_time(None, moment) or moment).isoformat(),
+                "misfire_grace_seconds": schedule.misfire_grace_seconds,
+                "coalesce": schedule.coalesce,
+                "origin": schedule.origin,
+            }
+        )
+    return rows
+
+
+def run_scheduled(config_path: str, pipeline: str) -> None:
+    """The job every schedule fires (importable by reference: the job store pickles it)."""
+    from hub.engine import Sync
+
+    with _projects_lock:
+        project = _projects.get(config_path)
+        if project is None:
+            project = _projects[config_path] = Project(Path(config_path))
+    try:
+        result = Sync(project, pipeline, trigger="schedule").run()
+    except PipelineBusy as exc:
+        log.warning("skipped %s: %s", pipeline, exc)
+        return
+    log.info("scheduled run %s of %s: %s %s", result.run_id, pipeline, result.status, result.counts.as_dict())
+
+
+class HubScheduler:
+    """Runs the project's schedules while holding the scheduler lease."""
+
+    def __init__(self, project: Project, *, lease_ttl: float = 15.0, poll: float | None = None) -> None:
+        self.project = project
+        self.lease = LeaseHolder(project.db, "scheduler", ttl=lease_ttl)
+        self.poll = poll if poll is not None else lease_ttl / 3
+        self._stop = threading.Event()
+        self.scheduler: BackgroundScheduler | None = None
+        with _projects_lock:
+            _projects[str(project.path)] = project
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _build(self) -> BackgroundScheduler:
+        settings = self.project.settings
+        scheduler = BackgroundScheduler(
+            jobstores={"default": SQLAlchemyJobStore(url=settings.database, tablename="apscheduler_jobs")},
+            executors={"default": ThreadPoolExecutor(max_workers=4)},
+            timezone=ZoneInfo(settings.timezone),
+        )
+        scheduler.add_listener(
+            self._on_event,
+            EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES,
+        )
+        return scheduler
+
+    def _install_jobs(self, scheduler: BackgroundScheduler) -> None:
+        wanted = set()
+        for schedule in self.project.settings.schedules:
+            job_id = JOB_PREFIX + schedule.pipeline
+            wanted.add(job_id)
+            scheduler.add_job(
+                run_scheduled,
+                trigger=trigger_for(schedule),
+                args=[str(self.project.path), schedule.pipeline],
+                id=job_id,
+                name=f"sync {schedule.pipeline}",
+                replace_existing=True,
+                coalesce=schedule.coalesce,
+                max_instances=1,
+                misfire_grace_time=schedule.misfire_grace_seconds,
+            )
+            log.info("scheduled %s: %s (from %s)", schedule.pipeline, describe(schedule), schedule.origin)
+        for job in scheduler.get_jobs():
+            if job.id not in wanted:
+                job.remove()
+                log.info("removed schedule %s: no longer configured", job.id)
+
+    def _on_event(self, event: JobEvent) -> None:
+        name = event.job_id.removeprefix(JOB_PREFIX)
+        if event.code == EVENT_JOB_SUBMITTED:
+            log.info("fire: %s", name)
+        elif event.code == EVENT_JOB_ERROR:
+            log.error("scheduled sync of %s raised %s", name, type(getattr(event, "exception", None)).__name__)
+        elif event.code == EVENT_JOB_MISSED:
+            log.warning("missed a fire of %s (past its misfire grace time)", name)
+        elif event.code == EVENT_JOB_MAX_INSTANCES:
+            log.warning("skipped a fire of %s: the previous run is still going", name)
+
+    def run(self, duration: float | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+        """Stand by or lead until stopped (or for ``duration`` seconds)."""
+        deadline = time.monotonic() + duration if duration is not None else None
+        leading = False
+        announced = False
+        try:
+            while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                if not leading:
+                    if self.lease.try_acquire():
+                        leading = True
+                        log.info("this process leads the scheduler (%s)", self.lease.owner)
+                        self.scheduler = self._build()
+                        self.scheduler.start(paused=True)
+                        self._install_jobs(self.scheduler)
+                        self.scheduler.resume()
+                    elif not announced:
+                        log.info("another scheduler leads (%s); standing by", self.lease.current_owner())
+                        announced = True
+                elif not self.lease.renew():
+                    log.warning("lost the scheduler lease; standing by")
+                    self._shutdown()
+                    leading, announced = False, False
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                self._stop.wait(self.poll if remaining is None else min(self.poll, remaining))
+        finally:
+            self._shutdown()
+            if leading:
+                self.lease.release()
+
+    def _shutdown(self) -> None:
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        self.scheduler = None

@@ -1,0 +1,190 @@
+"""SQLAlchemy models of hub's state store. Changes here need an Alembic migration.
+
+No column holds personal data in clear: record keys are stored as keyed digests and
+payloads (dead letters, outbox, secrets) as AES-GCM ciphertexts.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class Run(Base):
+    """One execution of a pipeline: the head of the sync log."""
+
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pipeline: Mapped[str] = mapped_column(String(200), index=True)
+    trigger: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    host: Mapped[str] = mapped_column(String(255), default="")
+    pid: Mapped[int] = mapped_column(Integer, default=0)
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class RunStat(Base):
+    """Counts of one run per stream and destination (destination '' = the stream's totals)."""
+
+    __tablename__ = "run_stats"
+    __table_args__ = (UniqueConstraint("run_id", "stream", "destination"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    stream: Mapped[str] = mapped_column(String(200))
+    destination: Mapped[str] = mapped_column(String(200), default="")
+    read: Mapped[int] = mapped_column(BigInteger, default=0)
+    inserted: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated: Mapped[int] = mapped_column(BigInteger, default=0)
+    unchanged: Mapped[int] = mapped_column(BigInteger, default=0)
+    rejected: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RunEvent(Base):
+    """A line of the sync log: stream start/end, checkpoint, retry, rejection, error."""
+
+    __tablename__ = "run_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    level: Mapped[str] = mapped_column(String(10))
+    kind: Mapped[str] = mapped_column(String(40))
+    stream: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class StreamState(Base):
+    """The committed checkpoint (Airbyte per-stream state) of one pipeline stream."""
+
+    __tablename__ = "stream_states"
+    pipeline: Mapped[str] = mapped_column(String(200), primary_key=True)
+    stream: Mapped[str] = mapped_column(String(200), primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CanonicalRecord(Base):
+    """A record hub delivered: its source reference (keyed digest) and content hash."""
+
+    __tablename__ = "canonical_records"
+    __table_args__ = (UniqueConstraint("pipeline", "entity", "key_digest"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    pipeline: Mapped[str] = mapped_column(String(200))
+    entity: Mapped[str] = mapped_column(String(200))
+    key_digest: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    source_connector: Mapped[str] = mapped_column(String(200))
+    source_stream: Mapped[str] = mapped_column(String(200))
+    position: Mapped[str] = mapped_column(String(500), default="")
+    run_id: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    payload: Mapped[bytes | None] = mapped_column(LargeBinary(length=2**24), nullable=True)
+
+
+class BatchFingerprint(Base):
+    """Digest of a committed source batch: the same bytes again hold no change."""
+
+    __tablename__ = "batch_fingerprints"
+    pipeline: Mapped[str] = mapped_column(String(200), primary_key=True)
+    stream: Mapped[str] = mapped_column(String(200), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rows: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeadLetter(Base):
+    """A rejected record: where it came from, why, and the record itself (encrypted)."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (Index("ix_dead_letters_pipeline_status", "pipeline", "status"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    pipeline: Mapped[str] = mapped_column(String(200))
+    stream: Mapped[str] = mapped_column(String(200))
+    destination: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    position: Mapped[str] = mapped_column(String(500))
+    reason: Mapped[str] = mapped_column(Text)
+    payload: Mapped[bytes | None] = mapped_column(LargeBinary(length=2**24), nullable=True)
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class OutboxEntry(Base):
+    """A destination write, keyed for idempotency: pending until the destination commits."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    run_id: Mapped[int] = mapped_column(Integer, index=True)
+    pipeline: Mapped[str] = mapped_column(String(200))
+    destination: Mapped[str] = mapped_column(String(200))
+    stream: Mapped[str] = mapped_column(String(200))
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    payload: Mapped[bytes | None] = mapped_column(LargeBinary(length=2**24), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    committed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class AuditEntry(Base):
+    """Who did what to which object, when and why (admin actions, reveals, retries)."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100))
+    target: Mapped[str] = mapped_column(String(500))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Lease(Base):
+    """A named lease (scheduler leadership): held by one owner until it expires."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column()
+
+
+class Secret(Base):
+    """A connector credential, encrypted; hub.toml refers to it by name."""
+
+    __tablename__ = "secrets"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary(length=2**24))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
