@@ -131,5 +131,18 @@ def load_plugins(project_plugins_dir: Path | None = None, *, entry_points: bool 
     if project_plugins_dir is not None:
         _load_project_dir(registry, project_plugins_dir)
 
-    pm.check_pending()
+    _check_pending(registry)
     return registry
+
+
+def _check_pending(registry: PluginRegistry) -> None:
+    """Refuse plugins that implement hooks hub does not have (usually a misspelt name)."""
+    while True:
+        try:
+            registry.pm.check_pending()
+            return
+        except pluggy.PluginValidationError as exc:
+            name = registry.pm.get_name(exc.plugin) or repr(exc.plugin)
+            origin = registry.origins.pop(name, "?")
+            registry.pm.unregister(exc.plugin)
+            _record_failure(registry, name, origin, exc)

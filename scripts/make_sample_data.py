@@ -66,14 +66,14 @@ def main() -> None:
     fake.seed_instance(args.seed)
     rng = random.Random(args.seed)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    broken = set(rng.sample(range(args.rows), min(args.broken, args.rows)))
+    broken = {row: n for n, row in enumerate(sorted(rng.sample(range(args.rows), min(args.broken, args.rows))))}
     with open(args.output, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(COLUMNS)
         for i in range(args.rows):
             row = candidate(fake, i + 1, rng)
             if i in broken:
-                if i % 2:
+                if broken[i] % 2:
                     row = row[:7]  # a truncated line: columns missing
                 else:
                     row[COLUMNS.index("start_date")] = "下周一"  # not a date

@@ -280,50 +280,50 @@ class FilesSource(HubSource):
         )
         names = [n.strip() for n in reader.schema.names]
         next_line = 2 + done  # line 1 is the header
-        pending: list[pa.RecordBatch] = []
-        pending_rows = 0
         rows_done = done
 
-        def flush() -> tuple[pd.DataFrame, list[Rejection], int, str | None]:
-            nonlocal next_line, pending, pending_rows, rows_done
-            table = pa.Table.from_batches(pending) if pending else None
-            n = pending_rows
-            pending, pending_rows = [], 0
+        def flush(table: pa.Table | None) -> tuple[pd.DataFrame, list[Rejection], int, str | None]:
+            nonlocal next_line, rows_done
+            n = table.num_rows if table is not None else 0
+            first_record = rows_done + 1
             # Lines of the good rows: skip the lines the parser rejected.
             bad_here = sorted(b for b in bad if b >= next_line)
             candidates = np.arange(next_line, next_line + n + len(bad_here), dtype=np.int64)
             lines = np.setdiff1d(candidates, np.asarray(bad_here, dtype=np.int64), assume_unique=True)[:n]
-            last_line = int(lines[-1]) if n else next_line - 1
+            last_line = int(lines[-1]) if n else max([next_line - 1, *bad_here])
             rejections = []
-            for number in [b for b in bad_here if b <= last_line or n == 0]:
+            for number in [b for b in bad_here if b <= last_line]:
                 text = bad.pop(number)
                 got = len(next(iter(_split_one(text, config.get("delimiter", ","))), []))
                 rejections.append(
                     Rejection(
-                        position=f"{path.name}:{number if not multiline else 'record'}",
+                        position=f"{path.name}:{number}",
                         reason=f"malformed row: expected {expected} columns, got {got}",
                         record={"_raw": text},
                     )
                 )
             rows_done += n + len(rejections)
-            next_line = last_line + 1 if n else next_line + len(rejections)
-            fingerprint = _table_digest(table, int(lines[0]) if n else 0) if table is not None else None
-            frame = table.to_pandas(types_mapper=pd.ArrowDtype) if table is not None else pd.DataFrame(columns=names)
+            next_line = last_line + 1
+            if table is None or n == 0:
+                return pd.DataFrame(columns=[*names, POSITION]), rejections, rows_done, None
+            fingerprint = _table_digest(table, int(lines[0]))
+            frame = table.to_pandas().astype("string")
             frame.columns = names
-            frame = frame.astype("string") if n else frame
             if multiline:
-                frame[POSITION] = [f"{path.name}:record {i}" for i in range(rows_done - n + 1, rows_done + 1)][: len(frame)]
+                frame[POSITION] = [f"{path.name}:record {i}" for i in range(first_record, first_record + n)]
             else:
-                frame[POSITION] = pd.Series(lines, index=frame.index).map(lambda x: f"{path.name}:{x}") if n else []
+                frame[POSITION] = [f"{path.name}:{x}" for x in lines.tolist()]
             return frame, rejections, rows_done, fingerprint
 
+        pending: pa.Table | None = None
         for batch in reader:
-            pending.append(batch)
-            pending_rows += batch.num_rows
-            if pending_rows >= chunk_size:
-                yield flush()
-        if pending_rows or bad:
-            yield flush()
+            chunk = pa.Table.from_batches([batch])
+            pending = chunk if pending is None else pa.concat_tables([pending, chunk])
+            while pending.num_rows >= chunk_size:
+                yield flush(pending.slice(0, chunk_size))
+                pending = pending.slice(chunk_size)
+        if (pending is not None and pending.num_rows) or bad:
+            yield flush(pending)
 
     def _xlsx_chunks(
         self, config: Mapping[str, Any], path: Path, done: int, chunk_size: int
@@ -417,8 +417,12 @@ def _table_digest(table: pa.Table, first_line: int) -> str:
     """Digest of a chunk's exact values: the same rows at the same place give the same digest."""
     digest = hashlib.sha256(f"{first_line}|{table.num_rows}|{'|'.join(table.column_names)}".encode())
     for column in table.columns:
-        array = pc.fill_null(column.combine_chunks(), "\x00") if column.null_count else column.combine_chunks()
-        for buffer in array.buffers():
-            if buffer is not None:
-                digest.update(memoryview(buffer))
+        array = column.combine_chunks()
+        if array.null_count:
+            array = pc.fill_null(array, "\x00")
+        _, offsets_buffer, data_buffer = array.buffers()
+        offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[array.offset : array.offset + len(array) + 1]
+        digest.update((offsets - offsets[0]).tobytes())
+        if data_buffer is not None:
+            digest.update(memoryview(data_buffer)[int(offsets[0]) : int(offsets[-1])])
     return digest.hexdigest()
