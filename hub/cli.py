@@ -121,7 +121,13 @@ def plugins(as_json: JsonOption = False) -> None:
     out.print(table)
     ctable = Table("connector", "category", "source", "destination", "description", title="Connectors")
     for c in data["connectors"]:
-        ctable.add_row(c["name"], c["category"], "yes" if c["source"] else "", "yes" if c["destination"] else "", c["description"])
+        ctable.add_row(
+            c["name"],
+            c["category"],
+            "yes" if c["source"] else "",
+            "yes" if c["destination"] else "",
+            c["description"],
+        )
     out.print(ctable)
     for failure in registry.failures:
         err.print(f"[red]failed to load[/red] {failure.name} ({failure.origin}): {failure.error}")
@@ -217,7 +223,9 @@ def db_current() -> None:
 
     p = project()
     db = Database(p.settings.database, auto_upgrade=False)
-    out.print(f"{db.revision() or '(empty)'}{'' if db.is_current() else ' (upgrade available: hub db upgrade)'}")
+    out.print(
+        f"{db.revision() or '(empty)'}{'' if db.is_current() else ' (upgrade available: hub db upgrade)'}"
+    )
 
 
 # -- sync --------------------------------------------------------------------------------
@@ -239,8 +247,14 @@ def sync(
     if not as_json and sys.stderr.isatty():
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:,} records"),
-                       TimeElapsedColumn(), console=err, transient=True)
+        bar = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TextColumn("{task.completed:,} records"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        )
         tasks: dict[str, Any] = {}
 
         def progress(stream: str, done: int) -> None:
@@ -251,7 +265,9 @@ def sync(
     try:
         if bar is not None:
             with bar:
-                result = Sync(p, pipeline, dry_run=dry_run, full_refresh=full_refresh, progress=progress).run()
+                result = Sync(
+                    p, pipeline, dry_run=dry_run, full_refresh=full_refresh, progress=progress
+                ).run()
         else:
             result = Sync(p, pipeline, dry_run=dry_run, full_refresh=full_refresh).run()
     except PipelineBusy as exc:
@@ -272,7 +288,9 @@ def print_run_summary(data: dict[str, Any]) -> None:
     )
     table = Table("stream", "read", "inserted", "updated", "unchanged", "rejected")
     for stream, c in data["streams"].items():
-        table.add_row(stream, *(f"{c[k]:,}" for k in ("read", "inserted", "updated", "unchanged", "rejected")))
+        table.add_row(
+            stream, *(f"{c[k]:,}" for k in ("read", "inserted", "updated", "unchanged", "rejected"))
+        )
     out.print(table)
     if data.get("error"):
         out.print(f"[red]error:[/red] {data['error']}")
@@ -348,11 +366,18 @@ def runs_list(
     if as_json:
         emit_json(runs)
         return
-    table = Table("run", "pipeline", "trigger", "status", "started", "finished", "read", "ins", "upd", "same", "rej")
+    table = Table(
+        "run", "pipeline", "trigger", "status", "started", "finished", "read", "ins", "upd", "same", "rej"
+    )
     for r in runs:
         c = r["counts"]
         table.add_row(
-            str(r["id"]), r["pipeline"], r["trigger"], r["status"], r["started_at"], r["finished_at"],
+            str(r["id"]),
+            r["pipeline"],
+            r["trigger"],
+            r["status"],
+            r["started_at"],
+            r["finished_at"],
             *(f"{c.get(k, 0):,}" for k in ("read", "inserted", "updated", "unchanged", "rejected")),
         )
     out.print(table)
@@ -369,7 +394,9 @@ def runs_show(run_id: int, as_json: JsonOption = False) -> None:
         if run is None:
             err.print(f"no run {run_id}")
             raise typer.Exit(1)
-        stats = list(session.execute(select(RunStat).where(RunStat.run_id == run_id).order_by(RunStat.id)).scalars())
+        stats = list(
+            session.execute(select(RunStat).where(RunStat.run_id == run_id).order_by(RunStat.id)).scalars()
+        )
         data = run_dict(run, stats)
     if as_json:
         emit_json(data)
@@ -380,8 +407,11 @@ def runs_show(run_id: int, as_json: JsonOption = False) -> None:
     )
     table = Table("stream", "destination", "read", "inserted", "updated", "unchanged", "rejected")
     for s in data["streams"]:
-        table.add_row(s["stream"], s["destination"] or "(all)",
-                      *(f"{s[k]:,}" for k in ("read", "inserted", "updated", "unchanged", "rejected")))
+        table.add_row(
+            s["stream"],
+            s["destination"] or "(all)",
+            *(f"{s[k]:,}" for k in ("read", "inserted", "updated", "unchanged", "rejected")),
+        )
     out.print(table)
     if data["error"]:
         out.print(f"[red]error:[/red] {data['error']}")
@@ -405,7 +435,9 @@ def logs(
     with p.db.session() as session:
         events = list(
             session.execute(
-                select(RunEvent).where(RunEvent.run_id == run_id, RunEvent.level.in_(wanted)).order_by(RunEvent.id)
+                select(RunEvent)
+                .where(RunEvent.run_id == run_id, RunEvent.level.in_(wanted))
+                .order_by(RunEvent.id)
             ).scalars()
         )
         rows = [
@@ -461,8 +493,15 @@ def deadletters_list(
         return
     table = Table("id", "run", "stream", "destination", "position", "reason", "status")
     for r in rows:
-        table.add_row(str(r["id"]), str(r["run_id"]), r["stream"], r["destination"] or "(source)",
-                      r["position"], r["reason"], r["status"])
+        table.add_row(
+            str(r["id"]),
+            str(r["run_id"]),
+            r["stream"],
+            r["destination"] or "(source)",
+            r["position"],
+            r["reason"],
+            r["status"],
+        )
     out.print(table)
 
 
@@ -480,12 +519,20 @@ def deadletters_show(dead_letter_id: int, as_json: JsonOption = False) -> None:
             raise typer.Exit(1)
         record = None
         if d.payload is not None:
-            plain = p.keyring.open(d.payload, "dead-letter", dead_letter_context(d.pipeline, d.stream, d.position))
+            plain = p.keyring.open(
+                d.payload, "dead-letter", dead_letter_context(d.pipeline, d.stream, d.position)
+            )
             record = mask_record(orjson.loads(plain))
         data = {
-            "id": d.id, "run_id": d.run_id, "pipeline": d.pipeline, "stream": d.stream,
-            "destination": d.destination, "position": d.position, "reason": d.reason,
-            "status": d.status, "record": record,
+            "id": d.id,
+            "run_id": d.run_id,
+            "pipeline": d.pipeline,
+            "stream": d.stream,
+            "destination": d.destination,
+            "position": d.position,
+            "reason": d.reason,
+            "status": d.status,
+            "record": record,
         }
     if as_json:
         emit_json(data)
@@ -513,7 +560,9 @@ def deadletters_retry(
     if as_json:
         emit_json(result)
     else:
-        out.print(f"retried {result['retried']}: {result['resolved']} resolved, {result['still_failing']} still failing")
+        out.print(
+            f"retried {result['retried']}: {result['resolved']} resolved, {result['still_failing']} still failing"
+        )
     raise typer.Exit(0 if result["still_failing"] == 0 else 3)
 
 
@@ -550,7 +599,9 @@ def schedules_list(as_json: JsonOption = False) -> None:
         return
     table = Table("pipeline", "schedule", "next fire", "misfire grace", "origin")
     for r in rows:
-        table.add_row(r["pipeline"], r["schedule"], r["next_fire"], f"{r['misfire_grace_seconds']}s", r["origin"])
+        table.add_row(
+            r["pipeline"], r["schedule"], r["next_fire"], f"{r['misfire_grace_seconds']}s", r["origin"]
+        )
     out.print(table)
 
 
@@ -560,10 +611,14 @@ def schedules_list(as_json: JsonOption = False) -> None:
 @secrets_app.command("set")
 def secrets_set(
     name: str,
-    from_stdin: Annotated[bool, typer.Option("--from-stdin", help="read the value from standard input")] = False,
+    from_stdin: Annotated[
+        bool, typer.Option("--from-stdin", help="read the value from standard input")
+    ] = False,
 ) -> None:
     """Store a credential encrypted; refer to it in hub.toml as { secret = "NAME" }."""
-    value = sys.stdin.read().rstrip("\n") if from_stdin else typer.prompt(f"value for {name}", hide_input=True)
+    value = (
+        sys.stdin.read().rstrip("\n") if from_stdin else typer.prompt(f"value for {name}", hide_input=True)
+    )
     if not value:
         err.print("empty value refused")
         raise typer.Exit(2)
@@ -578,7 +633,10 @@ def secrets_list(as_json: JsonOption = False) -> None:
 
     p = project()
     with p.db.session() as session:
-        rows = [{"name": s.name, "updated_at": fmt_time(s.updated_at)} for s in session.execute(select(Secret)).scalars()]
+        rows = [
+            {"name": s.name, "updated_at": fmt_time(s.updated_at)}
+            for s in session.execute(select(Secret)).scalars()
+        ]
     if as_json:
         emit_json(rows)
         return
@@ -622,4 +680,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-

@@ -12,12 +12,15 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from hub.connectors import Connector
@@ -27,9 +30,13 @@ SECRET_NAME_RE = re.compile(r"(password|passwd|secret|token|api_?key|private_?ke
 _URL_PASSWORD_RE = re.compile(r"^[a-z0-9+]+://[^/@:]*:([^/@]+)@", re.I)
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
 HUB_KEYS = {"database", "timezone", "plugins_dir", "schedules_dir", "chunk_size", "log_level"}
 SYNC_MODES = ("full_refresh", "incremental")
+#: Records per chunk: one checkpoint each. Large enough that state-store commits stay cheap,
+#: small enough to keep memory bounded (destinations write a chunk in slices).
+DEFAULT_CHUNK_SIZE = 50_000
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,61 @@ def parse_duration(value: Any) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+def _crontab_day(token: str) -> int:
+    """A crontab weekday, 0 (or 7) = Sunday, as a number 0-7."""
+    token = token.strip().lower()
+    if token in _CRON_DAYS:
+        return _CRON_DAYS.index(token)
+    if token.isdigit() and int(token) <= 7:
+        return int(token)
+    raise ValueError(f"invalid day of week {token!r} (0-7 or sun-sat)")
+
+
+def _crontab_weekdays(field_text: str) -> str:
+    """A crontab day-of-week field as APScheduler day names (APScheduler 3 counts 0 as Monday)."""
+    days: set[int] = set()
+    for item in field_text.split(","):
+        base, slash, step_text = item.partition("/")
+        if slash and not (step_text.isdigit() and int(step_text) > 0):
+            raise ValueError(f"invalid step in day of week {item!r}")
+        step = int(step_text) if slash else 1
+        if base == "*":
+            first, last = 0, 6
+        elif "-" in base:
+            first, last = (_crontab_day(t) for t in base.split("-", 1))
+            last = 7 if last == 0 and first > 0 else last
+            if last < first:
+                raise ValueError(f"invalid range in day of week {item!r}")
+        else:
+            first = _crontab_day(base)
+            last = 6 if slash else first
+        days.update(day % 7 for day in range(first, last + 1, step))
+    return ",".join(_CRON_DAYS[day] for day in sorted(days))
+
+
+def crontab_trigger(expr: str, timezone: str) -> BaseTrigger:
+    """A trigger that fires as cron(8) would.
+
+    Weekdays 0 and 7 are Sunday, and when both day of month and day of week are restricted
+    (neither starts with ``*``) either one matching fires. APScheduler 3's ``from_crontab``
+    counts weekdays from Monday and requires both.
+    """
+    fields = expr.split()
+    if len(fields) != 5:
+        raise ValueError(f"wrong number of fields; got {len(fields)}, expected 5")
+    minute, hour, day, month, weekday = fields
+    weekdays = "*" if weekday == "*" else _crontab_weekdays(weekday)
+
+    def cron(day: str, day_of_week: str) -> CronTrigger:
+        return CronTrigger(
+            minute=minute, hour=hour, day=day, month=month, day_of_week=day_of_week, timezone=timezone
+        )
+
+    if not day.startswith("*") and not weekday.startswith("*"):
+        return OrTrigger([cron(day, "*"), cron("*", weekdays)])
+    return cron(day, weekdays)
+
+
 def is_secret_ref(value: Any) -> bool:
     return isinstance(value, Mapping) and set(value) in ({"env"}, {"secret"})
 
@@ -123,9 +185,7 @@ def secret_fields(spec: Mapping[str, Any]) -> set[str]:
     }
 
 
-def _resolve_paths(
-    config: dict[str, Any], spec: Mapping[str, Any], base: Path
-) -> dict[str, Any]:
+def _resolve_paths(config: dict[str, Any], spec: Mapping[str, Any], base: Path) -> dict[str, Any]:
     """Make ``x-hub-path`` values and SQLite URLs (``x-hub-url``) relative to hub.toml."""
     props = spec.get("properties", {}) or {}
     out = dict(config)
@@ -135,7 +195,9 @@ def _resolve_paths(
             continue
         if schema.get("x-hub-path") and not Path(value).is_absolute():
             out[name] = str(base / value)
-        elif schema.get("x-hub-url") and value.startswith("sqlite:///") and not value.startswith("sqlite:////"):
+        elif (
+            schema.get("x-hub-url") and value.startswith("sqlite:///") and not value.startswith("sqlite:////")
+        ):
             rest = value[len("sqlite:///") :]
             if rest and rest != ":memory:":
                 out[name] = "sqlite:///" + str(base / rest)
@@ -157,11 +219,12 @@ def _validate_connector_config(
             )
             probe[key] = "<secret>"
             continue
-        if key in secrets and isinstance(value, str) and value:
+        if (key in secrets or SECRET_NAME_RE.search(key)) and isinstance(value, str) and value:
             problems.append(
                 ConfigProblem(
                     f"{path}.{key}",
-                    'plaintext secret refused; use { env = "VAR" } or { secret = "NAME" } (hub secrets set NAME)',
+                    'plaintext secret refused; use { env = "VAR" } or { secret = "NAME" } '
+                    "(hub secrets set NAME)",
                 )
             )
         if isinstance(value, str) and _URL_PASSWORD_RE.match(value):
@@ -221,9 +284,12 @@ def _schedule_from(
     seconds: float | None = None
     if cron is not None:
         try:
-            CronTrigger.from_crontab(str(cron), timezone=tz)
+            trigger = crontab_trigger(str(cron), tz)
         except ValueError as exc:
             problems.append(ConfigProblem(f"{path}.cron", f"invalid cron expression: {exc}"))
+            return None
+        if trigger.get_next_fire_time(None, datetime.now(ZoneInfo(tz))) is None:
+            problems.append(ConfigProblem(f"{path}.cron", f"{cron!r} never fires"))
             return None
     else:
         try:
@@ -235,6 +301,8 @@ def _schedule_from(
             return None
     try:
         grace = int(parse_duration(value.get("misfire_grace", 300)))
+        if grace < 1:
+            raise ValueError("must be at least 1s")
     except ValueError as exc:
         problems.append(ConfigProblem(f"{path}.misfire_grace", str(exc)))
         return None
@@ -264,7 +332,9 @@ def _streams_from(value: Any, path: str, problems: list[ConfigProblem]) -> tuple
             continue
         known = {"name", "sync_mode", "primary_key", "cursor_field", "destination_stream"}
         for key in set(item) - known:
-            problems.append(ConfigProblem(f"{where}.{key}", f"unknown key (known: {', '.join(sorted(known))})"))
+            problems.append(
+                ConfigProblem(f"{where}.{key}", f"unknown key (known: {', '.join(sorted(known))})")
+            )
         mode = item.get("sync_mode", "full_refresh")
         if mode not in SYNC_MODES:
             problems.append(ConfigProblem(f"{where}.sync_mode", f"must be one of {', '.join(SYNC_MODES)}"))
@@ -311,11 +381,13 @@ def load_settings(path: Path, connectors: Mapping[str, Connector]) -> Settings:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         problems.append(ConfigProblem("hub.timezone", f"unknown time zone {timezone!r}"))
-    chunk_size = hub_raw.get("chunk_size", 20000)
+    chunk_size = hub_raw.get("chunk_size", DEFAULT_CHUNK_SIZE)
     if not isinstance(chunk_size, int) or chunk_size < 1:
         problems.append(ConfigProblem("hub.chunk_size", "must be a positive integer"))
-        chunk_size = 20000
-    plugins_dir = base / hub_raw["plugins_dir"] if "plugins_dir" in hub_raw else None
+        chunk_size = DEFAULT_CHUNK_SIZE
+    plugins_dir = base / str(hub_raw["plugins_dir"]) if "plugins_dir" in hub_raw else None
+    if plugins_dir is not None and not plugins_dir.is_dir():
+        problems.append(ConfigProblem("hub.plugins_dir", f"directory not found: {hub_raw['plugins_dir']}"))
     keys = dict(raw.get("keys", {}))
     keys["file"] = str(base / keys.get("file", ".hub/master.key"))
 
@@ -342,10 +414,16 @@ def load_settings(path: Path, connectors: Mapping[str, Connector]) -> Settings:
             problems.append(ConfigProblem(f"{where}.plugin", "required field is missing"))
             continue
         connector = connectors.get(plugin)
-        config = dict(table.get("config", {}))
+        config = table.get("config", {})
+        if not isinstance(config, Mapping):
+            problems.append(ConfigProblem(f"{where}.config", "must be a table"))
+            config = {}
+        config = dict(config)
         if connector is None:
             known = ", ".join(sorted(connectors)) or "none"
-            problems.append(ConfigProblem(f"{where}.plugin", f"unknown connector {plugin!r} (known: {known})"))
+            problems.append(
+                ConfigProblem(f"{where}.plugin", f"unknown connector {plugin!r} (known: {known})")
+            )
             settings.connectors[name] = ConnectorConfig(name, plugin, MappingProxyType(config))
             continue
         spec = connector.spec().connectionSpecification
@@ -355,9 +433,17 @@ def load_settings(path: Path, connectors: Mapping[str, Connector]) -> Settings:
 
     for name, table in (raw.get("pipelines") or {}).items():
         where = f"pipelines.{name}"
+        if not isinstance(table, Mapping):
+            problems.append(ConfigProblem(where, "must be a table"))
+            continue
         known = {"source", "streams", "destinations", "mapping", "schedule", "chunk_size"}
         for key in set(table) - known:
-            problems.append(ConfigProblem(f"{where}.{key}", f"unknown key (known: {', '.join(sorted(known))})"))
+            problems.append(
+                ConfigProblem(f"{where}.{key}", f"unknown key (known: {', '.join(sorted(known))})")
+            )
+        pipeline_chunk = table.get("chunk_size")
+        if pipeline_chunk is not None and (not isinstance(pipeline_chunk, int) or pipeline_chunk < 1):
+            problems.append(ConfigProblem(f"{where}.chunk_size", "must be a positive integer"))
         source = table.get("source")
         if not isinstance(source, str):
             problems.append(ConfigProblem(f"{where}.source", "required field is missing"))
@@ -366,7 +452,12 @@ def load_settings(path: Path, connectors: Mapping[str, Connector]) -> Settings:
         destinations = table.get("destinations", [])
         if isinstance(destinations, str):
             destinations = [destinations]
-        if not destinations:
+        if not isinstance(destinations, list) or not all(isinstance(d, str) for d in destinations):
+            problems.append(
+                ConfigProblem(f"{where}.destinations", "must be a connector name or a list of them")
+            )
+            destinations = []
+        elif not destinations:
             problems.append(ConfigProblem(f"{where}.destinations", "required field is missing"))
         for i, dest in enumerate(destinations):
             _check_role(settings, connectors, dest, "destination", f"{where}.destinations[{i}]", problems)
@@ -378,7 +469,9 @@ def load_settings(path: Path, connectors: Mapping[str, Connector]) -> Settings:
                 problems.append(ConfigProblem(f"{where}.mapping", f"file not found: {table['mapping']}"))
         schedule = None
         if "schedule" in table:
-            schedule = _schedule_from(table["schedule"], name, f"{where}.schedule", timezone, problems, "hub.toml")
+            schedule = _schedule_from(
+                table["schedule"], name, f"{where}.schedule", timezone, problems, "hub.toml"
+            )
         settings.pipelines[name] = PipelineConfig(
             name=name,
             source=str(source),
@@ -401,18 +494,30 @@ def load_settings(path: Path, connectors: Mapping[str, Connector]) -> Settings:
 
 
 def _load_schedule_file(file: Path, settings: Settings, problems: list[ConfigProblem]) -> None:
-    origin = f"schedules/{file.name}"
+    try:
+        origin = file.relative_to(settings.project_dir).as_posix()
+    except ValueError:
+        origin = str(file)
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         problems.append(ConfigProblem(origin, str(exc)))
         return
     pipeline = data.get("pipeline")
-    if pipeline not in settings.pipelines:
+    if not isinstance(pipeline, str) or pipeline not in settings.pipelines:
         problems.append(ConfigProblem(f"{origin}:pipeline", f"unknown pipeline {pipeline!r}"))
         return
     schedule = _schedule_from(data, str(pipeline), origin, settings.timezone, problems, origin)
-    if schedule:
+    other = next((s for s in settings.schedules if s.pipeline == pipeline), None)
+    if schedule and other:
+        # Both would be the one job "pipeline:NAME" of the scheduler: one would silently win.
+        problems.append(
+            ConfigProblem(
+                f"{origin}:pipeline",
+                f"pipeline {pipeline!r} is already scheduled in {other.origin}; give it one schedule",
+            )
+        )
+    elif schedule:
         settings.schedules.append(schedule)
 
 
@@ -444,12 +549,16 @@ def resolve_secrets(
             if "env" in value:
                 found = os.environ.get(str(value["env"]))
                 if found is None:
-                    problems.append(ConfigProblem(f"{where}.{key}", f"environment variable {value['env']} is not set"))
+                    problems.append(
+                        ConfigProblem(f"{where}.{key}", f"environment variable {value['env']} is not set")
+                    )
             else:
                 found = lookup_secret(str(value["secret"]))
                 if found is None:
                     problems.append(
-                        ConfigProblem(f"{where}.{key}", f"no secret named {value['secret']!r} (hub secrets set)")
+                        ConfigProblem(
+                            f"{where}.{key}", f"no secret named {value['secret']!r} (hub secrets set)"
+                        )
                     )
             resolved[key] = found
         else:

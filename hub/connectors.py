@@ -33,11 +33,12 @@ from airbyte_cdk.models import (
 )
 from airbyte_cdk.sources.source import Source
 
+from hub.frames import META_PREFIX
+
 Category = Literal["ats", "assessment", "hris", "oa", "finance", "econtract", "generic"]
 CATEGORIES: tuple[str, ...] = ("ats", "assessment", "hris", "oa", "finance", "econtract", "generic")
 
-#: Columns whose name starts with this prefix are hub metadata, never written to a destination.
-META_PREFIX = "_hub_"
+#: Column holding each record's source position (``file.csv:12``); never written to a destination.
 POSITION = "_hub_position"
 
 

@@ -99,9 +99,9 @@ class Keyring:
     def _key(self, purpose: str) -> bytes:
         key = self._cache.get(purpose)
         if key is None:
-            key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"hub/" + purpose.encode()).derive(
-                self._kek
-            )
+            key = HKDF(
+                algorithm=hashes.SHA256(), length=32, salt=None, info=b"hub/" + purpose.encode()
+            ).derive(self._kek)
             self._cache[purpose] = key
         return key
 
@@ -120,7 +120,7 @@ class Keyring:
         aad = header + purpose.encode() + b"\x00" + context.encode()
         try:
             return AESGCM(self._key(purpose)).decrypt(nonce, body, aad)
-        except Exception as exc:  # noqa: BLE001 - InvalidTag and friends: one answer, no detail
+        except Exception as exc:
             raise DecryptionError("ciphertext does not authenticate") from exc
 
     def blind(self, value: str, purpose: str) -> str:

@@ -25,14 +25,18 @@ def retry_dead_letters(project: Project, ids: list[int] | None, pipeline: str | 
         query = query.where(DeadLetter.id.in_(ids))
     if pipeline:
         query = query.where(DeadLetter.pipeline == pipeline)
-    by_pipeline: dict[str, dict[str, list[tuple[int, dict[str, Any]]]]] = defaultdict(lambda: defaultdict(list))
+    by_pipeline: dict[str, dict[str, list[tuple[int, dict[str, Any]]]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
     skipped = 0
     with project.db.session() as session:
         for d in session.execute(query).scalars():
             if d.payload is None or d.destination is None:
                 skipped += 1
                 continue
-            plain = project.keyring.open(d.payload, "dead-letter", dead_letter_context(d.pipeline, d.stream, d.position))
+            plain = project.keyring.open(
+                d.payload, "dead-letter", dead_letter_context(d.pipeline, d.stream, d.position)
+            )
             record = orjson.loads(plain)
             record["_hub_position"] = d.position
             by_pipeline[d.pipeline][d.stream].append((d.id, record))
@@ -55,7 +59,9 @@ def retry_dead_letters(project: Project, ids: list[int] | None, pipeline: str | 
                     d.resolved_at = utcnow()
                     resolved += ok
             session.add(
-                AuditEntry(actor=actor(), action="deadletters.retry", target=name, details={"run_id": result.run_id})
+                AuditEntry(
+                    actor=actor(), action="deadletters.retry", target=name, details={"run_id": result.run_id}
+                )
             )
     return {
         "retried": retried,

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,10 +32,11 @@ from sqlalchemy import select
 from hub.config import PipelineConfig, StreamSelection
 from hub.connectors import POSITION, HubDestination, HubSource, RecordBatch, Rejection, records_of
 from hub.errors import FatalSyncError, PipelineBusy, SyncError
+from hub.frames import key_strings, row_hashes, text_frame
 from hub.leases import LeaseHolder
 from hub.masking import mask_text
 from hub.project import Project
-from hub.records import KeyDigester, RecordIndex, content_hashes, data_columns, record_keys
+from hub.records import KeyDigester, RecordIndex
 from hub.retry import backoff_delay, call_with_retry, is_transient
 from hub.store.models import DeadLetter, OutboxEntry, Run, StreamState, utcnow
 from hub.synclog import Counts, SyncLog
@@ -80,7 +82,9 @@ def dead_letter_context(pipeline: str, stream: str, position: str) -> str:
     return f"dead_letters|{pipeline}|{stream}|{position}"
 
 
-def configured_catalog(source: Any, config: Mapping[str, Any], selections: tuple[StreamSelection, ...]) -> Any:
+def configured_catalog(
+    source: Any, config: Mapping[str, Any], selections: tuple[StreamSelection, ...]
+) -> Any:
     """Discover the source and configure the selected streams."""
     catalog = source.discover(cdk_logger, config)
     by_name = {s.name: s for s in catalog.streams}
@@ -105,6 +109,23 @@ def configured_catalog(source: Any, config: Mapping[str, Any], selections: tuple
             )
         )
     return ConfiguredAirbyteCatalog(streams=streams)
+
+
+@dataclass
+class Prepared:
+    """A chunk after validation and change detection, ready to be written."""
+
+    batch: RecordBatch
+    counts: Counts
+    rejections: list[tuple[Rejection, str | None]]
+    fingerprint: str | None = None
+    skipped: bool = False
+    to_write: pd.DataFrame | None = None
+    digests: list[str] = field(default_factory=list)
+    hashes: list[str] = field(default_factory=list)
+    is_new: list[bool] = field(default_factory=list)
+    delivered: dict[str, str] = field(default_factory=dict)
+    rows: int = 0
 
 
 @dataclass
@@ -147,6 +168,7 @@ class Sync:
         self.synclog: SyncLog | None = None
         self._dest_counts: dict[tuple[str, str], Counts] = {}
         self._rejected_positions: list[str] = []
+        self._resume_state: dict[str, Any] | None = None
 
     def _pipeline_signature(self) -> str:
         """Changes when what decides a record's delivered form changes (mapping, keys)."""
@@ -212,7 +234,7 @@ class Sync:
                 totals.add(counts)
             if totals.rejected:
                 status = "partial"
-        except Exception as exc:  # noqa: BLE001 - the run fails and says why; nothing escapes unlogged
+        except Exception as exc:
             status = "failed"
             error = mask_text(f"{type(exc).__name__}: {exc}")
             synclog.event("error", "run.error", error)
@@ -222,7 +244,7 @@ class Sync:
                 if isinstance(dest, HubDestination):
                     try:
                         dest.close()
-                    except Exception:  # noqa: BLE001
+                    except Exception:
                         log.warning("closing a destination failed", exc_info=True)
         synclog.event(
             "info" if status != "failed" else "error",
@@ -263,7 +285,11 @@ class Sync:
         row = session.get(StreamState, (self.pipeline.name, stream))
         value = {"source": source_state, "complete": complete}
         if row is None:
-            session.add(StreamState(pipeline=self.pipeline.name, stream=stream, state=value, run_id=self.synclog.run_id))
+            session.add(
+                StreamState(
+                    pipeline=self.pipeline.name, stream=stream, state=value, run_id=self.synclog.run_id
+                )
+            )
         else:
             row.state, row.run_id, row.updated_at = value, self.synclog.run_id, utcnow()
 
@@ -296,21 +322,17 @@ class Sync:
         synclog.event(
             "info",
             "stream.start",
-            f"stream {sel.name} ({configured.sync_mode.value})" + (" resuming from checkpoint" if state else ""),
+            f"stream {sel.name} ({configured.sync_mode.value})"
+            + (" resuming from checkpoint" if state else ""),
             stream=sel.name,
         )
         last_state = state
         attempt = 0
-        batches_done = 0
         while True:
             try:
-                for batch in self._batches(source, source_config, configured, last_state):
-                    self._process(batch, ctx, destinations, counts)
-                    if batch.state is not None:
-                        last_state = batch.state
-                    batches_done += 1
-                    if self.progress:
-                        self.progress(sel.name, counts.read)
+                last_state = self._pipelined(
+                    source, source_config, configured, ctx, destinations, counts, last_state
+                )
                 break
             except Exception as exc:
                 if not is_transient(exc):
@@ -330,6 +352,7 @@ class Sync:
                     stream=sel.name,
                 )
                 self.sleep(delay)
+                last_state = self._resume_state
         if not self.dry_run:
             with self.db.session() as session:
                 self._save_state(session, sel.name, last_state, complete=True)
@@ -389,7 +412,11 @@ class Sync:
                     rows = []
             elif message.type == Type.STATE and message.state is not None:
                 blob = message.state.stream.stream_state if message.state.stream else None
-                new_state = AirbyteStateMessageSerializer.dump(message.state)["stream"].get("stream_state") if blob else None
+                new_state = (
+                    AirbyteStateMessageSerializer.dump(message.state)["stream"].get("stream_state")
+                    if blob
+                    else None
+                )
                 yield RecordBatch(stream=name, frame=pd.DataFrame.from_records(rows), state=new_state or {})
                 rows = []
             elif message.type == Type.LOG and message.log is not None:
@@ -399,88 +426,158 @@ class Sync:
 
     # -- one chunk -------------------------------------------------------------------------
 
-    def _process(
+    def _pipelined(
         self,
-        batch: RecordBatch,
+        source: Any,
+        source_config: Mapping[str, Any],
+        configured: ConfiguredAirbyteStream,
         ctx: StreamContext,
         destinations: dict[str, tuple[Any, dict[str, Any]]],
         counts: Counts,
-    ) -> None:
-        sel, entity, pk, index = ctx.selection, ctx.entity, ctx.primary_key, ctx.index
+        state: dict[str, Any] | None,
+    ) -> dict[str, Any] | None:
+        """Read and prepare chunk N+1 while chunk N is written and committed.
+
+        Two stages, one chunk in flight: the database drivers release the GIL while they
+        write, so reading and hashing overlap with writing. Chunks still commit in order,
+        and the checkpoint of a chunk is saved only with that chunk's commit.
+        """
+        self._resume_state = state
+        in_flight: Future[Counts] | None = None
+        previous: Prepared | None = None
+        base, prepared_total = counts.read, 0
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-writer") as writer:
+            try:
+                for batch in self._batches(source, source_config, configured, state):
+                    prepared = self._prepare(batch, ctx, base + prepared_total, previous)
+                    prepared_total += prepared.counts.read
+                    if in_flight is not None:
+                        counts.add(in_flight.result())
+                        if previous is not None and previous.batch.state is not None:
+                            self._resume_state = previous.batch.state
+                        if self.progress:
+                            self.progress(ctx.selection.name, counts.read)
+                    in_flight = writer.submit(self._commit, prepared, ctx, destinations, counts.read)
+                    previous = prepared
+                if in_flight is not None:
+                    counts.add(in_flight.result())
+                    if previous is not None and previous.batch.state is not None:
+                        self._resume_state = previous.batch.state
+                    if self.progress:
+                        self.progress(ctx.selection.name, counts.read)
+            except BaseException:
+                if in_flight is not None and not in_flight.done():
+                    try:
+                        counts.add(in_flight.result())
+                        if previous is not None and previous.batch.state is not None:
+                            self._resume_state = previous.batch.state
+                    except Exception:
+                        log.debug("write of the last chunk failed too", exc_info=True)
+                raise
+        return self._resume_state
+
+    def _prepare(
+        self, batch: RecordBatch, ctx: StreamContext, seen: int, previous: Prepared | None
+    ) -> Prepared:
+        """Validate a chunk and keep only what changed (runs while the previous chunk is written)."""
+        sel, pk, index = ctx.selection, ctx.primary_key, ctx.index
+        frame = batch.frame
+        prepared = Prepared(
+            batch=batch,
+            counts=Counts(read=len(frame) + len(batch.rejections)),
+            rejections=[(r, None) for r in batch.rejections],
+        )
+        chunk = prepared.counts
+        if batch.fingerprint:
+            prepared.fingerprint = hashlib.sha256((batch.fingerprint + self.signature).encode()).hexdigest()
+            if not batch.rejections and not self.dry_run:
+                with self.db.session() as session:
+                    if index.has_fingerprint(session, prepared.fingerprint):
+                        chunk.unchanged = len(frame)
+                        prepared.skipped = True
+                        return prepared
+        if not len(frame):
+            return prepared
+        if POSITION not in frame.columns:
+            frame = frame.assign(
+                **{POSITION: [f"{sel.name}#{i}" for i in range(seen + 1, seen + len(frame) + 1)]}
+            )
+        frame = text_frame(frame)
+        missing = [c for c in pk if c not in frame.columns]
+        if missing:
+            raise FatalSyncError(f"stream {sel.name!r}: primary key column(s) {missing} not in the records")
+        key_list, empty = key_strings(frame, pk)
+        if empty.any():
+            for i in empty.nonzero()[0]:
+                record = records_of(frame.iloc[[int(i)]])[0]
+                position = str(frame[POSITION].iat[int(i)])
+                prepared.rejections.append(
+                    (Rejection(position, f"primary key {'+'.join(pk)} is empty", record), None)
+                )
+            frame = frame.loc[~empty]
+            key_list = [k for k, e in zip(key_list, empty, strict=True) if not e]
+        keys = pd.Series(key_list, index=frame.index, dtype=object)
+        dup = keys.duplicated(keep="last").to_numpy()
+        if dup.any():
+            frame, keys = frame.loc[~dup], keys.loc[~dup]
+            chunk.updated += int(dup.sum())
+        digests = self.digester.digest_all(keys.tolist(), index.scope)
+        hashes = row_hashes(frame)
+        with self.db.session() as session:
+            known = index.known_hashes(session, digests)
+        if previous is not None and previous.delivered:
+            # The previous chunk may not be committed yet: what it delivers counts as known.
+            known.update(previous.delivered)
+        is_new = [d not in known for d in digests]
+        changed = [n or known[d] != h for d, h, n in zip(digests, hashes, is_new, strict=True)]
+        chunk.inserted += sum(is_new)
+        chunk.updated += sum(changed) - sum(is_new)
+        chunk.unchanged += len(changed) - sum(changed)
+        prepared.to_write = frame.loc[pd.Series(changed, index=frame.index)].reset_index(drop=True)
+        prepared.digests = [d for d, c in zip(digests, changed, strict=True) if c]
+        prepared.hashes = [h for h, c in zip(hashes, changed, strict=True) if c]
+        prepared.is_new = [n for n, c in zip(is_new, changed, strict=True) if c]
+        prepared.delivered = dict(zip(prepared.digests, prepared.hashes, strict=True))
+        prepared.rows = len(frame)
+        return prepared
+
+    def _commit(
+        self,
+        prepared: Prepared,
+        ctx: StreamContext,
+        destinations: dict[str, tuple[Any, dict[str, Any]]],
+        read_before: int,
+    ) -> Counts:
+        """Write a prepared chunk to every destination, then commit hashes, dead letters, checkpoint."""
+        sel, index = ctx.selection, ctx.index
         synclog = self.synclog
         assert synclog is not None
-        frame = batch.frame
-        rejections: list[tuple[Rejection, str | None]] = [(r, None) for r in batch.rejections]
-        chunk = Counts(read=len(frame) + len(batch.rejections))
-
-        fingerprint = None
-        if batch.fingerprint:
-            fingerprint = hashlib.sha256((batch.fingerprint + self.signature).encode()).hexdigest()
-        if fingerprint and not batch.rejections and not self.dry_run:
-            with self.db.session() as session:
-                if index.has_fingerprint(session, fingerprint):
-                    chunk.unchanged = len(frame)
-                    self._save_state(session, sel.name, batch.state, complete=False)
-                    counts.add(chunk)
-                    return
-
-        if len(frame):
-            if POSITION not in frame.columns:
-                frame = frame.assign(**{POSITION: [f"{sel.name}#{i}" for i in range(counts.read + 1, counts.read + len(frame) + 1)]})
-            missing = [c for c in pk if c not in frame.columns]
-            if missing:
-                raise FatalSyncError(f"stream {sel.name!r}: primary key column(s) {missing} not in the records")
-            keys = record_keys(frame, pk)
-            empty = keys.eq("").to_numpy()
-            if empty.any():
-                for position in frame.loc[empty, POSITION]:
-                    rejections.append((Rejection(position, f"primary key {'+'.join(pk)} is empty"), None))
-                frame, keys = frame.loc[~empty], keys.loc[~empty]
-            dup = keys.duplicated(keep="last").to_numpy()
-            if dup.any():
-                frame, keys = frame.loc[~dup], keys.loc[~dup]
-                chunk.updated += int(dup.sum())
-            digests = self.digester.digest_all(keys.tolist())
-            hashes = content_hashes(frame)
-            with self.db.session() as session:
-                known = index.known_hashes(session, digests)
-            is_new = [d not in known for d in digests]
-            changed = [n or known[d] != h for d, h, n in zip(digests, hashes, is_new, strict=True)]
-            chunk.inserted += sum(is_new)
-            chunk.updated += sum(changed) - sum(is_new)
-            chunk.unchanged += len(changed) - sum(changed)
-            mask = pd.Series(changed, index=frame.index)
-            to_write = frame.loc[mask]
-            write_digests = [d for d, c in zip(digests, changed, strict=True) if c]
-            write_hashes = [h for h, c in zip(hashes, changed, strict=True) if c]
-            write_is_new = [n for n, c in zip(is_new, changed, strict=True) if c]
-        else:
-            to_write = frame
-            write_digests, write_hashes, write_is_new = [], [], []
-
+        batch, chunk, rejections = prepared.batch, prepared.counts, prepared.rejections
         if self.dry_run:
             chunk.rejected = len(rejections)
-            counts.add(chunk)
-            return
-
+            return chunk
+        if prepared.skipped:
+            with self.db.session() as session:
+                self._save_state(session, sel.name, batch.state, complete=False)
+            return chunk
+        to_write = prepared.to_write
         rejected_before_write = len(rejections)
         failed_rows: set[int] = set()
-        if len(to_write):
-            to_write = to_write.reset_index(drop=True)
+        if to_write is not None and len(to_write):
             for name, (dest, config) in destinations.items():
-                rejected_here = self._write(name, dest, config, ctx, to_write)
+                rejected_here = self._write(name, dest, config, ctx, to_write, prepared.hashes)
                 dest_counts = self._dest_counts.setdefault((sel.name, name), Counts())
                 dest_counts.read += len(to_write)
                 dest_counts.rejected += len(rejected_here)
                 for row, reason in rejected_here:
                     failed_rows.add(row)
-                    position = str(to_write.at[row, POSITION])
+                    position = str(to_write[POSITION].iat[row])
                     record = records_of(to_write.iloc[[row]])[0]
                     rejections.append((Rejection(position, reason, record), name))
         # A row that failed in any destination is not marked delivered: the next run retries it.
-        new_written = [i for i in range(len(to_write)) if i not in failed_rows]
         for row in failed_rows:
-            if write_is_new[row]:
+            prepared.delivered.pop(prepared.digests[row], None)
+            if prepared.is_new[row]:
                 chunk.inserted -= 1
             else:
                 chunk.updated -= 1
@@ -490,20 +587,21 @@ class Sync:
         with self.db.session() as session:
             if updated_existing:
                 index.forget_fingerprints(session)
-            if len(to_write):
+            if to_write is not None and len(to_write):
+                keep = [i for i in range(len(to_write)) if i not in failed_rows]
                 positions = to_write[POSITION].astype(str).tolist()
                 index.save(
                     session,
-                    [write_digests[i] for i in new_written],
-                    [write_hashes[i] for i in new_written],
-                    [positions[i] for i in new_written],
+                    [prepared.digests[i] for i in keep],
+                    [prepared.hashes[i] for i in keep],
+                    [positions[i] for i in keep],
                     synclog.run_id,
                 )
             for rejection, destination in rejections:
                 self._dead_letter(session, sel.name, rejection, destination)
                 self._rejected_positions.append(rejection.position)
-            if fingerprint and not rejections and not updated_existing:
-                index.save_fingerprint(session, fingerprint, len(frame), synclog.run_id)
+            if prepared.fingerprint and not rejections and not updated_existing:
+                index.save_fingerprint(session, prepared.fingerprint, prepared.rows, synclog.run_id)
             if batch.state is not None:
                 self._save_state(session, sel.name, batch.state, complete=False)
             run = session.get(Run, synclog.run_id)
@@ -528,8 +626,10 @@ class Sync:
                 positions=[r.position for r, _ in rejections[:50]],
             )
         if batch.state is not None and chunk.read:
-            synclog.event("debug", "checkpoint", f"checkpoint after {counts.read + chunk.read} records", stream=sel.name)
-        counts.add(chunk)
+            synclog.event(
+                "debug", "checkpoint", f"checkpoint after {read_before + chunk.read} records", stream=sel.name
+            )
+        return chunk
 
     def _write(
         self,
@@ -538,6 +638,7 @@ class Sync:
         config: Mapping[str, Any],
         ctx: StreamContext,
         frame: pd.DataFrame,
+        hashes: list[str],
     ) -> list[tuple[int, str]]:
         """Write one chunk to one destination through the outbox; return rejected rows."""
         sel, entity, pk = ctx.selection, ctx.entity, ctx.primary_key
@@ -545,10 +646,12 @@ class Sync:
         assert synclog is not None
         digest = hashlib.sha256()
         digest.update(f"{self.pipeline.name}|{name}|{entity}|".encode())
-        digest.update(content_hashes(frame).tobytes())
+        digest.update("".join(hashes).encode())
         key = digest.hexdigest()
         with self.db.session() as session:
-            entry = session.execute(select(OutboxEntry).where(OutboxEntry.idempotency_key == key)).scalar_one_or_none()
+            entry = session.execute(
+                select(OutboxEntry).where(OutboxEntry.idempotency_key == key)
+            ).scalar_one_or_none()
             if entry is None:
                 entry = OutboxEntry(
                     idempotency_key=key,
@@ -576,11 +679,15 @@ class Sync:
             raise FatalSyncError(f"destination {name!r} does not implement write_batch")
         try:
             result = call_with_retry(
-                lambda: dest.write_batch(config, entity, frame, pk, key, ctx.schema), on_retry=on_retry, sleep=self.sleep
+                lambda: dest.write_batch(config, entity, frame, pk, key, ctx.schema),
+                on_retry=on_retry,
+                sleep=self.sleep,
             )
         except Exception as exc:
             with self.db.session() as session:
-                row = session.execute(select(OutboxEntry).where(OutboxEntry.idempotency_key == key)).scalar_one()
+                row = session.execute(
+                    select(OutboxEntry).where(OutboxEntry.idempotency_key == key)
+                ).scalar_one()
                 row.status, row.last_error = "failed", mask_text(f"{type(exc).__name__}: {exc}")[:2000]
             raise
         with self.db.session() as session:
@@ -592,21 +699,27 @@ class Sync:
         """Record a rejection; the same record rejected again for the same reason updates its row."""
         assert self.synclog is not None
         reason = mask_text(rejection.reason)
-        existing = session.execute(
-            select(DeadLetter).where(
-                DeadLetter.pipeline == self.pipeline.name,
-                DeadLetter.stream == stream,
-                DeadLetter.position == rejection.position[:500],
-                DeadLetter.status == "open",
+        existing = (
+            session.execute(
+                select(DeadLetter).where(
+                    DeadLetter.pipeline == self.pipeline.name,
+                    DeadLetter.stream == stream,
+                    DeadLetter.position == rejection.position[:500],
+                    DeadLetter.status == "open",
+                )
             )
-        ).scalars().first()
+            .scalars()
+            .first()
+        )
         if existing is not None and existing.reason == reason and existing.destination == destination:
             existing.run_id = self.synclog.run_id
             return
         payload = None
         if rejection.record is not None:
             context = dead_letter_context(self.pipeline.name, stream, rejection.position)
-            payload = self.project.keyring.seal(orjson.dumps(dict(rejection.record), default=str), "dead-letter", context)
+            payload = self.project.keyring.seal(
+                orjson.dumps(dict(rejection.record), default=str), "dead-letter", context
+            )
         session.add(
             DeadLetter(
                 run_id=self.synclog.run_id,
@@ -639,7 +752,10 @@ class Sync:
             catalog = configured_catalog(
                 source, self.project.config_of(self.pipeline.source), self.pipeline.streams
             )
-            destinations = {n: (self.project.destination(n), self.project.config_of(n)) for n in self.pipeline.destinations}
+            destinations = {
+                n: (self.project.destination(n), self.project.config_of(n))
+                for n in self.pipeline.destinations
+            }
             totals = Counts()
             streams: dict[str, Counts] = {}
             try:
@@ -649,13 +765,21 @@ class Sync:
                         continue
                     pk = [p[0] for p in (configured.primary_key or [])]
                     ctx = StreamContext(
-                        sel, sel.destination_stream or sel.name, pk, configured.stream.json_schema,
-                        RecordIndex(self.pipeline.name, sel.destination_stream or sel.name, self.pipeline.source, sel.name),
+                        sel,
+                        sel.destination_stream or sel.name,
+                        pk,
+                        configured.stream.json_schema,
+                        RecordIndex(
+                            self.pipeline.name,
+                            sel.destination_stream or sel.name,
+                            self.pipeline.source,
+                            sel.name,
+                        ),
                     )
                     counts = Counts()
                     before = len(self._rejected_positions)
-                    self._process(RecordBatch(stream=sel.name, frame=pd.DataFrame.from_records(rows).astype("string")),
-                                  ctx, destinations, counts)
+                    batch = RecordBatch(stream=sel.name, frame=pd.DataFrame.from_records(rows))
+                    counts.add(self._commit(self._prepare(batch, ctx, 0, None), ctx, destinations, 0))
                     failed[sel.name] = set(self._rejected_positions[before:])
                     streams[sel.name] = counts
                     totals.add(counts)
@@ -665,9 +789,17 @@ class Sync:
                     if isinstance(dest, HubDestination):
                         dest.close()
             status = "partial" if totals.rejected else "succeeded"
-            synclog.event("info", "run.end", f"retry {status}: {totals.rejected} still rejected", **totals.as_dict())
+            synclog.event(
+                "info", "run.end", f"retry {status}: {totals.rejected} still rejected", **totals.as_dict()
+            )
             synclog.finish(status, totals)
-            return RunResult(synclog.run_id, self.pipeline.name, status, totals, streams,
-                             duration=time.monotonic() - started), failed
+            return RunResult(
+                synclog.run_id,
+                self.pipeline.name,
+                status,
+                totals,
+                streams,
+                duration=time.monotonic() - started,
+            ), failed
         finally:
             lease.release()

@@ -14,7 +14,9 @@ from typing import Any
 
 # Resident ID (18 digits, last may be X; or the old 15-digit form), mainland mobiles with an
 # optional +86 / 0086 / 86 prefix, bank cards of 16 to 19 digits (spaces or dashes allowed).
-_ID_RE = re.compile(r"(?<![0-9A-Za-z])(\d{6})(\d{8})(\d{3}[0-9Xx])(?![0-9A-Za-z])|(?<!\d)(\d{6})(\d{6})(\d{3})(?!\d)")
+_ID_RE = re.compile(
+    r"(?<![0-9A-Za-z])(\d{6})(\d{8})(\d{3}[0-9Xx])(?![0-9A-Za-z])|(?<!\d)(\d{6})(\d{6})(\d{3})(?!\d)"
+)
 _PHONE_RE = re.compile(r"(?<!\d)((?:\+?86[- ]?|0086[- ]?)?)(1[3-9]\d)[- ]?(\d{4})[- ]?(\d{4})(?!\d)")
 _CARD_RE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}(\d{4})(?!\d)")
 _EMAIL_RE = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")

@@ -64,9 +64,20 @@ def _record_failure(registry: PluginRegistry, name: str, origin: str, exc: BaseE
 
 
 def _register(registry: PluginRegistry, module: Any, name: str, origin: str) -> None:
-    if registry.pm.is_blocked(name) or registry.pm.has_plugin(name):
+    pm = registry.pm
+    if pm.is_blocked(name) or pm.is_registered(module):
+        return  # blocked, or the same module reached twice (e.g. an entry point to a built-in)
+    if pm.has_plugin(name):
+        clash = PluginError(
+            f"a plugin named {name!r} is already loaded from {registry.origins.get(name, '?')}"
+        )
+        _record_failure(registry, name, origin, clash)
         return
-    registry.pm.register(module, name=name)
+    try:
+        pm.register(module, name=name)
+    except (pluggy.PluginValidationError, ValueError) as exc:  # hookimpl arguments the hookspec lacks
+        _record_failure(registry, name, origin, exc)
+        return
     registry.origins[name] = origin
 
 
@@ -83,6 +94,8 @@ def _load_project_dir(registry: PluginRegistry, directory: Path) -> None:
             target = path / "__init__.py"
         else:
             continue
+        if registry.pm.is_blocked(path.stem):
+            continue  # a blocked plugin is not even imported
         name = f"hub_project_plugin_{path.stem}"
         try:
             spec = importlib.util.spec_from_file_location(
@@ -105,10 +118,13 @@ def load_plugins(project_plugins_dir: Path | None = None, *, entry_points: bool 
     pm = pluggy.PluginManager("hub")
     pm.add_hookspecs(hookspecs)
     registry = PluginRegistry(pm=pm)
-    for blocked in filter(None, os.environ.get("HUB_DISABLE_PLUGINS", "").split(",")):
-        pm.set_blocked(blocked.strip())
+    for blocked in filter(None, (n.strip() for n in os.environ.get("HUB_DISABLE_PLUGINS", "").split(","))):
+        pm.set_blocked(blocked)
+        registry.origins[blocked] = "blocked by HUB_DISABLE_PLUGINS"
 
     for module_name in DEFAULT_PLUGINS:
+        if pm.is_blocked(module_name):
+            continue
         try:
             module = importlib.import_module(module_name)
         except Exception as exc:  # noqa: BLE001
@@ -146,3 +162,28 @@ def _check_pending(registry: PluginRegistry) -> None:
             origin = registry.origins.pop(name, "?")
             registry.pm.unregister(exc.plugin)
             _record_failure(registry, name, origin, exc)
+
+
+def collect_registrations(registry: PluginRegistry, hook: str, kind: type[Any]) -> list[tuple[str, Any]]:
+    """Call a registration hook plugin by plugin and return ``(plugin name, record)`` pairs.
+
+    A plugin whose hook raises or returns something other than a list of ``kind`` is
+    reported and unregistered, like one that fails to import; the others still count.
+    """
+    found: list[tuple[str, Any]] = []
+    for impl in reversed(getattr(registry.pm.hook, hook).get_hookimpls()):
+        if impl.hookwrapper or impl.wrapper:
+            continue  # wrappers around a registration hook have nothing to register
+        try:
+            result = impl.function()
+            items = [] if result is None else list(result)
+            for item in items:
+                if not isinstance(item, kind):
+                    raise TypeError(f"{hook} returned a {type(item).__name__}, not a {kind.__name__}")
+        except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, the rest loads
+            origin = registry.origins.pop(impl.plugin_name, "?")
+            registry.pm.unregister(name=impl.plugin_name)
+            _record_failure(registry, impl.plugin_name, origin, exc)
+            continue
+        found.extend((impl.plugin_name, item) for item in items)
+    return found

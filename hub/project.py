@@ -16,7 +16,7 @@ from hub.config import Settings, load_settings, resolve_secrets
 from hub.connectors import Connector
 from hub.crypto import Keyring
 from hub.errors import ConfigProblem, ConfigurationError, PluginError
-from hub.plugins import PluginRegistry, load_plugins
+from hub.plugins import PluginRegistry, collect_registrations, load_plugins
 from hub.store import Database
 from hub.store.models import AuditEntry, Secret, utcnow
 from hub.transforms import Transform
@@ -24,27 +24,26 @@ from hub.transforms import Transform
 log = logging.getLogger(__name__)
 
 
-def _flatten(results: list[list[Any] | None]) -> list[Any]:
-    return [item for group in results if group for item in group]
+def _collect(registry: PluginRegistry, hook: str, kind: type[Any], what: str) -> dict[str, Any]:
+    """Records registered through ``hook``, by name, refusing two with one name."""
+    found: dict[str, Any] = {}
+    owner: dict[str, str] = {}
+    for plugin, record in collect_registrations(registry, hook, kind):
+        if record.name in found:
+            raise PluginError(
+                f"two plugins register a {what} named {record.name!r}: {owner[record.name]} and {plugin}"
+            )
+        found[record.name], owner[record.name] = record, plugin
+    return dict(sorted(found.items()))
 
 
 def collect_connectors(registry: PluginRegistry) -> dict[str, Connector]:
     """Every connector the plugins register, refusing two with one name."""
-    found: dict[str, Connector] = {}
-    for connector in _flatten(registry.pm.hook.hub_register_connectors()):
-        if connector.name in found:
-            raise PluginError(f"two plugins register a connector named {connector.name!r}")
-        found[connector.name] = connector
-    return dict(sorted(found.items()))
+    return _collect(registry, "hub_register_connectors", Connector, "connector")
 
 
 def collect_transforms(registry: PluginRegistry) -> dict[str, Transform]:
-    found: dict[str, Transform] = {}
-    for transform in _flatten(registry.pm.hook.hub_register_transforms()):
-        if transform.name in found:
-            raise PluginError(f"two plugins register a transform named {transform.name!r}")
-        found[transform.name] = transform
-    return dict(sorted(found.items()))
+    return _collect(registry, "hub_register_transforms", Transform, "transform")
 
 
 def _plugins_dir_of(path: Path) -> Path | None:
@@ -52,8 +51,9 @@ def _plugins_dir_of(path: Path) -> Path | None:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError):
         return None  # load_settings reports it with its path
-    plugins_dir = raw.get("hub", {}).get("plugins_dir")
-    return path.resolve().parent / plugins_dir if plugins_dir else None
+    hub_table = raw.get("hub")
+    plugins_dir = hub_table.get("plugins_dir") if isinstance(hub_table, dict) else None
+    return path.resolve().parent / plugins_dir if isinstance(plugins_dir, str) and plugins_dir else None
 
 
 class Project:

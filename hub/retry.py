@@ -16,6 +16,22 @@ from hub.errors import RetriableSyncError
 T = TypeVar("T")
 
 TRANSIENT_HTTP = {408, 425, 429, 500, 502, 503, 504}
+#: Driver messages of operational errors worth retrying (others, like a missing table, are not).
+TRANSIENT_DB_SIGNS = (
+    "database is locked",
+    "busy",
+    "connection",
+    "server closed",
+    "timeout",
+    "timed out",
+    "lost connection",
+    "gone away",
+    "deadlock",
+    "could not connect",
+    "terminating",
+    "too many clients",
+    "try restarting",
+)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -28,10 +44,15 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    return isinstance(exc, OperationalError) and "locked" not in str(exc).lower()
+    if isinstance(exc, OperationalError):
+        text = str(exc.orig if exc.orig is not None else exc).lower()
+        return any(sign in text for sign in TRANSIENT_DB_SIGNS)
+    return False
 
 
-def backoff_delay(attempt: int, base: float = 0.5, cap: float = 60.0, retry_after: float | None = None) -> float:
+def backoff_delay(
+    attempt: int, base: float = 0.5, cap: float = 60.0, retry_after: float | None = None
+) -> float:
     """Seconds to wait before ``attempt`` (1-based): full jitter, or the server's Retry-After."""
     if retry_after is not None:
         return min(max(retry_after, 0.0), cap)

@@ -62,14 +62,19 @@ class SyncLog:
             session.flush()
             self.run_id: int = run.id
 
-    def event(
-        self, level: str, kind: str, message: str, stream: str | None = None, **details: Any
-    ) -> None:
+    def event(self, level: str, kind: str, message: str, stream: str | None = None, **details: Any) -> None:
         message = mask_text(message)
         log.log(LEVELS[level], "[run %s] %s", self.run_id, message)
         with self.db.session() as session:
             session.add(
-                RunEvent(run_id=self.run_id, level=level, kind=kind, stream=stream, message=message, details=details)
+                RunEvent(
+                    run_id=self.run_id,
+                    level=level,
+                    kind=kind,
+                    stream=stream,
+                    message=message,
+                    details=details,
+                )
             )
 
     def heartbeat(self) -> None:
@@ -82,7 +87,9 @@ class SyncLog:
         with self.db.session() as session:
             row = session.execute(
                 select(RunStat).where(
-                    RunStat.run_id == self.run_id, RunStat.stream == stream, RunStat.destination == destination
+                    RunStat.run_id == self.run_id,
+                    RunStat.stream == stream,
+                    RunStat.destination == destination,
                 )
             ).scalar_one_or_none()
             if row is None:

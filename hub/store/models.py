@@ -96,12 +96,13 @@ class CanonicalRecord(Base):
     """A record hub delivered: its source reference (keyed digest) and content hash."""
 
     __tablename__ = "canonical_records"
-    __table_args__ = (UniqueConstraint("pipeline", "entity", "key_digest"),)
+    __table_args__ = (Index("ix_canonical_records_pipeline_entity", "pipeline", "entity"),)
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     pipeline: Mapped[str] = mapped_column(String(200))
     entity: Mapped[str] = mapped_column(String(200))
-    key_digest: Mapped[str] = mapped_column(String(64))
-    content_hash: Mapped[str] = mapped_column(String(64))
+    #: keyed digest of (pipeline, entity, record key): unique, and never the key itself
+    key_digest: Mapped[str] = mapped_column(String(32), unique=True)
+    content_hash: Mapped[str] = mapped_column(String(32))
     source_connector: Mapped[str] = mapped_column(String(200))
     source_stream: Mapped[str] = mapped_column(String(200))
     position: Mapped[str] = mapped_column(String(500), default="")

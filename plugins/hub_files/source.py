@@ -43,7 +43,11 @@ SPEC: dict[str, Any] = {
     "required": ["path"],
     "additionalProperties": False,
     "properties": {
-        "path": {"type": "string", "x-hub-path": True, "description": "CSV or .xlsx file, relative to hub.toml"},
+        "path": {
+            "type": "string",
+            "x-hub-path": True,
+            "description": "CSV or .xlsx file, relative to hub.toml",
+        },
         "stream": {"type": "string", "description": "stream name (default: the file name without suffix)"},
         "format": {"enum": ["auto", "csv", "xlsx"], "default": "auto"},
         "encoding": {"type": "string", "default": "auto", "description": "auto, utf-8, gb18030, ..."},
@@ -66,23 +70,38 @@ SPEC: dict[str, Any] = {
 
 SNIFF_BYTES = 1 << 16
 
+#: Guesses charset detection makes for short GB text (a header and a few names): all
+#: East Asian double-byte encodings, whose byte ranges overlap GBK's.
+CJK_GUESSES = frozenset(
+    {"gb2312", "gbk", "gb18030", "cp936", "hz", "big5", "big5hkscs", "cp950", "cp949", "euckr", "johab"}
+    | {"shiftjis", "cp932", "eucjp"}
+)
+
+
+def _decodes(sample: bytes, encoding: str) -> bool:
+    try:
+        codecs.getincrementaldecoder(encoding)().decode(sample, final=False)
+    except UnicodeDecodeError:
+        return False
+    return True
+
 
 def detect_encoding(path: Path) -> str:
-    """UTF-8 (BOM or not) when the bytes decode as UTF-8, else what charset detection says."""
+    """UTF-8 (BOM or not) when the bytes decode as UTF-8, else what charset detection says.
+
+    Any East Asian guess for bytes that are valid GB18030 is GB18030: the superset that
+    every Chinese export decodes with.
+    """
     with open(path, "rb") as handle:
         sample = handle.read(SNIFF_BYTES)
-    if sample.startswith(codecs.BOM_UTF8):
+    if sample.startswith(codecs.BOM_UTF8) or _decodes(sample, "utf-8"):
         return "utf-8"
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
-        return "utf-8"
-    except UnicodeDecodeError:
-        pass
     best = from_bytes(sample).best()
-    name = (best.encoding if best else "gb18030").lower().replace("_", "")
-    if name in ("gb2312", "gbk", "gb18030", "cp936", "hz", "big5") or not best:
-        return "gb18030"  # the superset that every Chinese export decodes with
-    return name
+    if best is None or (
+        best.encoding.lower().replace("_", "") in CJK_GUESSES and _decodes(sample, "gb18030")
+    ):
+        return "gb18030"
+    return str(best.encoding)  # Python's codec name, as charset detection spells it
 
 
 def file_digest(path: Path) -> str:
@@ -148,15 +167,14 @@ class FilesSource(HubSource):
                 return [str(c).strip() for c in first if c is not None]
             finally:
                 workbook.close()
-        reader = pacsv.open_csv(
-            path,
-            read_options=pacsv.ReadOptions(encoding=self._encoding(config), block_size=SNIFF_BYTES),
-            parse_options=pacsv.ParseOptions(delimiter=config.get("delimiter", ",")),
-        )
-        return [name.strip() for name in reader.schema.names]
+        return [name.strip() for name in reader_names(path, config, self)]
 
     def _check_columns(self, config: Mapping[str, Any], header: list[str]) -> list[str]:
-        wanted = set(config.get("primary_key", [])) | set(config.get("required", [])) | set(config.get("columns", {}))
+        wanted = (
+            set(config.get("primary_key", []))
+            | set(config.get("required", []))
+            | set(config.get("columns", {}))
+        )
         return sorted(wanted - set(header))
 
     # -- Airbyte protocol ----------------------------------------------------------------
@@ -252,10 +270,11 @@ class FilesSource(HubSource):
     ) -> Iterator[tuple[pd.DataFrame, list[Rejection], int, str | None]]:
         header = self.header(config)
         expected = len(header)
-        bad: dict[int, str] = {}
+        bad: dict[int, tuple[str, int]] = {}  # line -> (text, values in it); blank lines have no values
 
         def on_invalid(row: Any) -> str:
-            bad[int(row.number) if row.number is not None else -1] = row.text
+            got = int(row.actual_columns) if row.text.strip() else 0
+            bad[int(row.number) if row.number is not None else -1] = (row.text, got)
             return "skip"
 
         multiline = bool(config.get("multiline", False))
@@ -264,16 +283,20 @@ class FilesSource(HubSource):
             read_options=pacsv.ReadOptions(
                 encoding=self._encoding(config),
                 use_threads=False,
-                block_size=8 << 20,
+                block_size=1 << 20,  # pyarrow reads several blocks ahead: keep them small
                 skip_rows_after_names=done,
             ),
             parse_options=pacsv.ParseOptions(
                 delimiter=config.get("delimiter", ","),
                 invalid_row_handler=on_invalid,
                 newlines_in_values=multiline,
+                # Blank lines stay rows (dropped below): the parser's row numbers and
+                # skip_rows_after_names then count physical lines, as positions do.
+                ignore_empty_lines=False,
             ),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(reader_names(path, config, self), pa.string()),
+                null_values=[""],  # only empty is null: "NA", "NULL", "N/A" are text like any other
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=True,
             ),
@@ -292,27 +315,34 @@ class FilesSource(HubSource):
             lines = np.setdiff1d(candidates, np.asarray(bad_here, dtype=np.int64), assume_unique=True)[:n]
             last_line = int(lines[-1]) if n else max([next_line - 1, *bad_here])
             rejections = []
-            for number in [b for b in bad_here if b <= last_line]:
-                text = bad.pop(number)
-                got = len(next(iter(_split_one(text, config.get("delimiter", ","))), []))
+            popped = [b for b in bad_here if b <= last_line]
+            for number in popped:
+                text, got = bad.pop(number)
+                if got == 0:
+                    continue  # a blank line
+                missing = names[got:] if got < expected else []
+                detail = f"missing {', '.join(missing)}" if missing else f"extra value(s) after {names[-1]}"
                 rejections.append(
                     Rejection(
                         position=f"{path.name}:{number}",
-                        reason=f"malformed row: expected {expected} columns, got {got}",
+                        reason=f"malformed row: expected {expected} columns, got {got} ({detail})",
                         record={"_raw": text},
                     )
                 )
-            rows_done += n + len(rejections)
+            rows_done += n + len(popped)
             next_line = last_line + 1
             if table is None or n == 0:
                 return pd.DataFrame(columns=[*names, POSITION]), rejections, rows_done, None
             fingerprint = _table_digest(table, int(lines[0]))
-            frame = table.to_pandas().astype("string")
+            frame = table.to_pandas(types_mapper=pd.ArrowDtype)
             frame.columns = names
             if multiline:
                 frame[POSITION] = [f"{path.name}:record {i}" for i in range(first_record, first_record + n)]
             else:
                 frame[POSITION] = [f"{path.name}:{x}" for x in lines.tolist()]
+            blank = frame[names].isna().all(axis=1)
+            if blank.any():
+                frame = frame.loc[~blank].reset_index(drop=True)  # blank lines, as blank spreadsheet rows
             return frame, rejections, rows_done, fingerprint
 
         pending: pa.Table | None = None
@@ -334,7 +364,9 @@ class FilesSource(HubSource):
         try:
             sheet = workbook[config["sheet"]] if config.get("sheet") else workbook.worksheets[0]
             rows = sheet.iter_rows(values_only=True)
-            header = [str(c).strip() if c is not None else f"column_{i + 1}" for i, c in enumerate(next(rows, ()))]
+            header = [
+                str(c).strip() if c is not None else f"column_{i + 1}" for i, c in enumerate(next(rows, ()))
+            ]
             width = len(header)
             buffer: list[list[str | None]] = []
             positions: list[str] = []
@@ -364,7 +396,9 @@ class FilesSource(HubSource):
         frame[POSITION] = positions
         return frame
 
-    def _normalise(self, config: Mapping[str, Any], frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Rejection]]:
+    def _normalise(
+        self, config: Mapping[str, Any], frame: pd.DataFrame
+    ) -> tuple[pd.DataFrame, list[Rejection]]:
         """Apply declared types and required columns; reject rows that fail, with reasons."""
         if frame.empty:
             return frame, []
@@ -389,28 +423,30 @@ class FilesSource(HubSource):
         positions = frame[POSITION].tolist()
         data_cols = [c for c in frame.columns if c != POSITION]
         rejections = []
-        for i, why in sorted(reasons.items()):
-            record = {k: v for k, v in frame.iloc[i][data_cols].items() if not pd.isna(v)}
-            rejections.append(Rejection(position=str(positions[i]), reason="; ".join(why), record=record))
+        for row, why in sorted(reasons.items()):
+            record = {k: v for k, v in frame.iloc[row][data_cols].items() if not pd.isna(v)}
+            rejections.append(Rejection(position=str(positions[row]), reason="; ".join(why), record=record))
         keep = np.ones(len(frame), dtype=bool)
         keep[list(reasons)] = False
         return frame.loc[keep].reset_index(drop=True), rejections
 
 
 def reader_names(path: Path, config: Mapping[str, Any], source: FilesSource) -> list[str]:
-    """Column names exactly as in the file (pyarrow keys column types by the raw name)."""
+    """Column names exactly as in the file (pyarrow keys column types by the raw name).
+
+    Malformed rows in the first block are skipped here: they are rejected, with their line
+    numbers, when the file is read.
+    """
     reader = pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(encoding=source._encoding(config), block_size=SNIFF_BYTES),
-        parse_options=pacsv.ParseOptions(delimiter=config.get("delimiter", ",")),
+        parse_options=pacsv.ParseOptions(
+            delimiter=config.get("delimiter", ","),
+            invalid_row_handler=lambda _row: "skip",
+            newlines_in_values=bool(config.get("multiline", False)),
+        ),
     )
     return list(reader.schema.names)
-
-
-def _split_one(text: str, delimiter: str) -> list[list[str]]:
-    import csv
-
-    return list(csv.reader([text], delimiter=delimiter))
 
 
 def _table_digest(table: pa.Table, first_line: int) -> str:

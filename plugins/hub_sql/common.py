@@ -24,14 +24,22 @@ SPEC: dict[str, Any] = {
             "x-hub-url": True,
             "description": "SQLAlchemy URL without the password, e.g. postgresql+psycopg://hr@db/hr",
         },
-        "password": {"type": "string", "airbyte_secret": True, "description": "database password (a reference)"},
+        "password": {
+            "type": "string",
+            "airbyte_secret": True,
+            "description": "database password (a reference)",
+        },
         "schema": {"type": "string", "description": "database schema (PostgreSQL) to read or write"},
         "tables": {
             "type": "object",
             "additionalProperties": {"type": "string"},
             "description": "stream -> table name, where they differ",
         },
-        "include": {"type": "array", "items": {"type": "string"}, "description": "tables to expose (default: all)"},
+        "include": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "tables to expose (default: all)",
+        },
         "cursor_fields": {
             "type": "object",
             "additionalProperties": {"type": "string"},

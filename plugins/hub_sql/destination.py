@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 from airbyte_cdk.models import AirbyteConnectionStatus, ConnectorSpecification, Status
 from sqlalchemy import (
     BigInteger,
@@ -32,10 +34,13 @@ from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
 from sqlalchemy.sql.type_api import TypeEngine
 
 from hub.connectors import HubDestination, WriteResult
-from hub.records import data_columns
+from hub.frames import data_columns, to_arrow_table
 from hub_sql.common import SPEC, engine_for, safe_error, table_name
 
 log = logging.getLogger(__name__)
+
+#: A chunk on its way to the database: an Arrow table of text columns.
+Rows = pa.Table
 
 ROW_ERRORS = (IntegrityError, DataError)
 
@@ -81,7 +86,9 @@ class SqlDestination(HubDestination):
         try:
             with engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
-            return AirbyteConnectionStatus(status=Status.SUCCEEDED, message=f"connected to {engine.dialect.name}")
+            return AirbyteConnectionStatus(
+                status=Status.SUCCEEDED, message=f"connected to {engine.dialect.name}"
+            )
         except Exception as exc:  # noqa: BLE001
             return AirbyteConnectionStatus(status=Status.FAILED, message=safe_error(exc))
         finally:
@@ -130,9 +137,17 @@ class SqlDestination(HubDestination):
             with engine.begin() as conn:
                 for column in columns:
                     if column not in existing:
-                        ddl_type = sql_type(props.get(column), False, engine.dialect.name).compile(engine.dialect)
-                        qualified = f"{_quote(engine, db_schema)}.{_quote(engine, name)}" if db_schema else _quote(engine, name)
-                        conn.execute(text(f"ALTER TABLE {qualified} ADD COLUMN {_quote(engine, column)} {ddl_type}"))
+                        ddl_type = sql_type(props.get(column), False, engine.dialect.name).compile(
+                            engine.dialect
+                        )
+                        qualified = (
+                            f"{_quote(engine, db_schema)}.{_quote(engine, name)}"
+                            if db_schema
+                            else _quote(engine, name)
+                        )
+                        conn.execute(
+                            text(f"ALTER TABLE {qualified} ADD COLUMN {_quote(engine, column)} {ddl_type}")
+                        )
                         log.info("added column %s to %s", column, name)
         table = Table(name, MetaData(), autoload_with=engine, schema=db_schema)
         missing = [k for k in pk if k not in {c.name for c in table.primary_key.columns}]
@@ -157,11 +172,10 @@ class SqlDestination(HubDestination):
             return WriteResult(written=0)
         table = self._table(config, stream, columns, primary_key, schema)
         pk = [c.name for c in table.primary_key.columns] or list(primary_key)
-        values = frame[columns].astype(object).where(frame[columns].notna(), None)
-        rows = list(values.itertuples(index=False, name=None))
+        rows: Rows = to_arrow_table(frame, columns)
         rejections: list[tuple[int, str]] = []
-        self._write_rows(config, table, columns, pk, rows, list(range(len(rows))), rejections)
-        return WriteResult(written=len(rows) - len(rejections), rejections=rejections)
+        self._write_rows(config, table, columns, pk, rows, list(range(len(frame))), rejections)
+        return WriteResult(written=len(frame) - len(rejections), rejections=rejections)
 
     def _write_rows(
         self,
@@ -169,22 +183,22 @@ class SqlDestination(HubDestination):
         table: Table,
         columns: list[str],
         pk: list[str],
-        rows: list[tuple[Any, ...]],
+        rows: Rows,
         index: list[int],
         rejections: list[tuple[int, str]],
     ) -> None:
         try:
             self._upsert(config, table, columns, pk, rows)
         except ROW_ERRORS as exc:
-            if len(rows) == 1:
+            if len(index) == 1:
                 rejections.append((index[0], safe_error(exc)))
                 return
-            middle = len(rows) // 2
-            self._write_rows(config, table, columns, pk, rows[:middle], index[:middle], rejections)
-            self._write_rows(config, table, columns, pk, rows[middle:], index[middle:], rejections)
+            middle = len(index) // 2
+            self._write_rows(config, table, columns, pk, rows.slice(0, middle), index[:middle], rejections)
+            self._write_rows(config, table, columns, pk, rows.slice(middle), index[middle:], rejections)
 
     def _upsert(
-        self, config: Mapping[str, Any], table: Table, columns: list[str], pk: list[str], rows: list[tuple[Any, ...]]
+        self, config: Mapping[str, Any], table: Table, columns: list[str], pk: list[str], rows: Rows
     ) -> None:
         engine = self.engine(config)
         dialect = engine.dialect.name
@@ -200,11 +214,17 @@ class SqlDestination(HubDestination):
                 cursor.execute(
                     f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
                 )
-                with cursor.copy(f"COPY {staging} ({cols}) FROM STDIN") as copy:  # type: ignore[attr-defined]
-                    for row in rows:
-                        copy.write_row(row)
+                # CSV with every value quoted: an unquoted empty field is NULL, "" is empty text.
+                buffer = pa.BufferOutputStream()
+                pacsv.write_csv(
+                    rows, buffer, pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
+                )
+                with cursor.copy(f"COPY {staging} ({cols}) FROM STDIN (FORMAT csv)") as copy:  # type: ignore[attr-defined]
+                    copy.write(memoryview(buffer.getvalue()))
                 action = (
-                    "DO UPDATE SET " + ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in updates) if updates else "DO NOTHING"
+                    "DO UPDATE SET " + ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in updates)
+                    if updates
+                    else "DO NOTHING"
                 )
                 cursor.execute(
                     f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {staging} "
@@ -213,22 +233,35 @@ class SqlDestination(HubDestination):
             elif dialect in ("mysql", "mariadb"):
                 marks = ", ".join(["%s"] * len(columns))
                 action = ", ".join(f"{q(c)} = VALUES({q(c)})" for c in (updates or pk[:1]))
-                cursor.executemany(f"INSERT INTO {target} ({cols}) VALUES ({marks}) ON DUPLICATE KEY UPDATE {action}", rows)
+                statement = f"INSERT INTO {target} ({cols}) VALUES ({marks}) ON DUPLICATE KEY UPDATE {action}"
+                for part in _slices(rows):
+                    cursor.executemany(statement, _tuples(part))
             else:
                 marks = ", ".join(["?"] * len(columns))
                 action = (
-                    "DO UPDATE SET " + ", ".join(f"{q(c)} = excluded.{q(c)}" for c in updates) if updates else "DO NOTHING"
+                    "DO UPDATE SET " + ", ".join(f"{q(c)} = excluded.{q(c)}" for c in updates)
+                    if updates
+                    else "DO NOTHING"
                 )
-                cursor.executemany(
-                    f"INSERT INTO {target} ({cols}) VALUES ({marks}) ON CONFLICT ({', '.join(q(k) for k in pk)}) {action}",
-                    rows,
-                )
+                conflict = ", ".join(q(k) for k in pk)
+                statement = f"INSERT INTO {target} ({cols}) VALUES ({marks}) ON CONFLICT ({conflict}) {action}"
+                for part in _slices(rows):
+                    cursor.executemany(statement, _tuples(part))
             raw.commit()
         except Exception as exc:
             raw.rollback()
             raise _wrap(exc, engine.dialect.dbapi) from exc
         finally:
             raw.close()
+
+
+def _slices(rows: Rows, size: int = 10000) -> list[Rows]:
+    """Bound the Python objects alive at once: rows become tuples one slice at a time."""
+    return [rows.slice(start, size) for start in range(0, rows.num_rows, size)]
+
+
+def _tuples(rows: Rows) -> list[tuple[Any, ...]]:
+    return list(zip(*(column.to_pylist() for column in rows.columns), strict=True))
 
 
 #: MariaDB/MySQL errors about one row's values that PyMySQL reports as OperationalError.

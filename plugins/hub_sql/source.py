@@ -72,7 +72,9 @@ class SqlSource(HubSource):
         try:
             with engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
-            return AirbyteConnectionStatus(status=Status.SUCCEEDED, message=f"connected to {engine.dialect.name}")
+            return AirbyteConnectionStatus(
+                status=Status.SUCCEEDED, message=f"connected to {engine.dialect.name}"
+            )
         except Exception as exc:  # noqa: BLE001 - a failed check says why
             return AirbyteConnectionStatus(status=Status.FAILED, message=safe_error(exc))
         finally:
@@ -125,7 +127,9 @@ class SqlSource(HubSource):
         engine = engine_for(config)
         try:
             try:
-                table = Table(table_name(config, stream), MetaData(), autoload_with=engine, schema=config.get("schema"))
+                table = Table(
+                    table_name(config, stream), MetaData(), autoload_with=engine, schema=config.get("schema")
+                )
             except Exception as exc:
                 raise FatalSyncError(f"cannot read table for stream {stream!r}: {safe_error(exc)}") from exc
             pk = [c.name for c in table.primary_key.columns]
@@ -164,7 +168,9 @@ class SqlSource(HubSource):
                         last_state = {"cursor": state_value(last._mapping[cursor_name])}
                     elif mode == "key":
                         last_state = {"after": state_value(last._mapping[pk[0]]), "read": read}
-                    yield RecordBatch(stream=stream, frame=frame, state=dict(last_state) if mode != "plain" else None)
+                    yield RecordBatch(
+                        stream=stream, frame=frame, state=dict(last_state) if mode != "plain" else None
+                    )
             if mode == "key":
                 last_state = {}
             yield RecordBatch(stream=stream, frame=pd.DataFrame(), state=last_state)

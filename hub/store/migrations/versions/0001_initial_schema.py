@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 20:20:04.238346
+Create Date: 2026-11-25 20:48:31.252117
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ def upgrade() -> None:
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('pipeline', sa.String(length=200), nullable=False),
     sa.Column('entity', sa.String(length=200), nullable=False),
-    sa.Column('key_digest', sa.String(length=64), nullable=False),
-    sa.Column('content_hash', sa.String(length=64), nullable=False),
+    sa.Column('key_digest', sa.String(length=32), nullable=False),
+    sa.Column('content_hash', sa.String(length=32), nullable=False),
     sa.Column('source_connector', sa.String(length=200), nullable=False),
     sa.Column('source_stream', sa.String(length=200), nullable=False),
     sa.Column('position', sa.String(length=500), nullable=False),
@@ -51,8 +51,11 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('payload', sa.LargeBinary(length=16777216), nullable=True),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('pipeline', 'entity', 'key_digest')
+    sa.UniqueConstraint('key_digest')
     )
+    with op.batch_alter_table('canonical_records', schema=None) as batch_op:
+        batch_op.create_index('ix_canonical_records_pipeline_entity', ['pipeline', 'entity'], unique=False)
+
     op.create_table('leases',
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('owner', sa.String(length=200), nullable=False),
@@ -189,6 +192,9 @@ def downgrade() -> None:
 
     op.drop_table('outbox')
     op.drop_table('leases')
+    with op.batch_alter_table('canonical_records', schema=None) as batch_op:
+        batch_op.drop_index('ix_canonical_records_pipeline_entity')
+
     op.drop_table('canonical_records')
     op.drop_table('batch_fingerprints')
     op.drop_table('audit_log')

@@ -1,0 +1,82 @@
+"""Chunks of records as pandas frames of Arrow strings, and the vectorised operations on them.
+
+Values travel as text (an 18-digit ID number must never become a float); Arrow-backed
+columns keep them out of Python objects until a destination needs them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+META_PREFIX = "_hub_"
+TEXT = pd.ArrowDtype(pa.string())
+
+
+def data_columns(frame: pd.DataFrame) -> list[str]:
+    """Columns that are record data (hub's own ``_hub_*`` columns excluded)."""
+    return [c for c in frame.columns if not str(c).startswith(META_PREFIX)]
+
+
+def arrow(series: pd.Series) -> pa.Array:
+    """A column as one Arrow string array (zero-copy when it already is one)."""
+    if isinstance(series.dtype, pd.ArrowDtype):
+        array = pa.array(series)
+        return array if array.type == pa.string() else array.cast(pa.string())
+    values = series.to_numpy(dtype=object, na_value=None)
+    texts = [v if v is None or isinstance(v, str) else str(v) for v in values]
+    return pa.array(texts, type=pa.string())
+
+
+def text_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every column as Arrow strings."""
+    if all(dtype == TEXT for dtype in frame.dtypes):
+        return frame
+    return pd.DataFrame(
+        {
+            c: pd.Series(pd.arrays.ArrowExtensionArray(arrow(frame[c])), index=frame.index)
+            for c in frame.columns
+        },
+        index=frame.index,
+    )
+
+
+def key_strings(frame: pd.DataFrame, primary_key: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """Each row's key as text (parts joined by U+001F), and a mask of rows with a part missing."""
+    parts = [pc.utf8_trim_whitespace(arrow(frame[c])) for c in primary_key]
+    missing = np.zeros(len(frame), dtype=bool)
+    for part in parts:
+        empty = pc.or_kleene(pc.is_null(part), pc.equal(part, ""))
+        missing |= np.asarray(pc.fill_null(empty, True).to_numpy(zero_copy_only=False), dtype=bool)
+    joined = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, "\x1f")
+    return [k or "" for k in joined.to_pylist()], missing
+
+
+def row_hashes(frame: pd.DataFrame) -> list[str]:
+    """A 128-bit BLAKE2b hash of each row's data columns, keyed by the column names.
+
+    Null and empty text hash differently; renaming or adding a column changes every hash.
+    """
+    columns = sorted(data_columns(frame))
+    if not len(frame):
+        return []
+    key = hashlib.sha256("\x1f".join(columns).encode()).digest()
+    arrays = [pc.fill_null(arrow(frame[c]), "\x00") for c in columns]
+    joined = pc.binary_join_element_wise(*arrays, "\x1f") if len(arrays) > 1 else arrays[0]
+    blake = hashlib.blake2b
+    return [blake(s.encode(), key=key, digest_size=16).hexdigest() for s in joined.to_pylist()]
+
+
+def row_tuples(frame: pd.DataFrame, columns: Sequence[str]) -> list[tuple[Any, ...]]:
+    """Rows as tuples of ``str | None`` for a DB-API ``executemany``."""
+    return list(zip(*(arrow(frame[c]).to_pylist() for c in columns), strict=True))
+
+
+def to_arrow_table(frame: pd.DataFrame, columns: Sequence[str]) -> pa.Table:
+    return pa.table({c: arrow(frame[c]) for c in columns})

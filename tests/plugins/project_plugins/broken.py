@@ -1,0 +1,3 @@
+"""A project plugin that raises on import."""
+
+raise RuntimeError("broken plugin: cannot reach the licence server")
