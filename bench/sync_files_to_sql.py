@@ -70,8 +70,13 @@ def floor_postgres(csv_path: Path, url: str, schema: str) -> None:
     with psycopg.connect(conninfo, autocommit=False) as conn, conn.cursor() as cur:
         with open(csv_path, encoding="utf-8") as handle:
             header = handle.readline().strip().split(",")
-        cur.execute(f"CREATE TABLE {schema}.people ({', '.join(f'{h} text' for h in header)}, PRIMARY KEY (employee_id))")
-        with cur.copy(f"COPY {schema}.people FROM STDIN (FORMAT csv, HEADER true)") as copy, open(csv_path, "rb") as f:
+        cur.execute(
+            f"CREATE TABLE {schema}.people ({', '.join(f'{h} text' for h in header)}, PRIMARY KEY (employee_id))"
+        )
+        with (
+            cur.copy(f"COPY {schema}.people FROM STDIN (FORMAT csv, HEADER true)") as copy,
+            open(csv_path, "rb") as f,
+        ):
             while block := f.read(1 << 20):
                 copy.write(block)
         conn.commit()
@@ -104,7 +109,7 @@ def write_config(directory: Path, csv_path: Path, target: str, password_free: bo
         textwrap.dedent(
             f"""
             [hub]
-            database = "sqlite:///{directory / (config.stem + '.db')}"
+            database = "sqlite:///{directory / (config.stem + ".db")}"
 
             [connectors.src]
             plugin = "files"
@@ -132,7 +137,10 @@ def write_config(directory: Path, csv_path: Path, target: str, password_free: bo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--pg", default=os.environ.get("HUB_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
+    parser.add_argument(
+        "--pg",
+        default=os.environ.get("HUB_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+    )
     parser.add_argument("--phase", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -154,8 +162,10 @@ def main() -> None:
         csv_path = work / "people.csv"
         t = time.perf_counter()
         generate(csv_path, args.rows)
-        print(f"generated {args.rows:,} rows x {COLUMNS} columns ({csv_path.stat().st_size / 1e6:.0f} MB) "
-              f"in {time.perf_counter() - t:.1f}s")
+        print(
+            f"generated {args.rows:,} rows x {COLUMNS} columns ({csv_path.stat().st_size / 1e6:.0f} MB) "
+            f"in {time.perf_counter() - t:.1f}s"
+        )
         results: list[tuple[str, str, float, float]] = []
 
         floor_s, floor_rss = child(["--phase", "floor-sqlite", str(csv_path), str(work / "floor.db")])
@@ -172,7 +182,9 @@ def main() -> None:
             for schema in schemas:
                 conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
         try:
-            pg_floor_s, pg_floor_rss = child(["--phase", "floor-postgres", str(csv_path), args.pg, schemas[0]])
+            pg_floor_s, pg_floor_rss = child(
+                ["--phase", "floor-postgres", str(csv_path), args.pg, schemas[0]]
+            )
             results.append(("postgresql", "floor (COPY FROM STDIN)", pg_floor_s, pg_floor_rss))
             pg_config = write_config(work, csv_path, f"{args.pg}?options=-csearch_path%3D{schemas[1]}")
             pg_first_s, pg_first_rss = child(["--phase", "hub", str(pg_config)])
@@ -190,8 +202,13 @@ def main() -> None:
     for target, phase, seconds, rss in results:
         print(f"{target:<11} {phase:<34} {seconds:>8.2f} {args.rows / seconds:>11,.0f} {rss:>12.0f}")
     print()
-    for target, floor, first, again in (("sqlite", floor_s, first_s, again_s), ("postgresql", pg_floor_s, pg_first_s, pg_again_s)):
-        print(f"{target:<11} first sync / floor: {first / floor:.2f}x   first sync / unchanged re-sync: {first / again:.1f}x")
+    for target, floor, first, again in (
+        ("sqlite", floor_s, first_s, again_s),
+        ("postgresql", pg_floor_s, pg_first_s, pg_again_s),
+    ):
+        print(
+            f"{target:<11} first sync / floor: {first / floor:.2f}x   first sync / unchanged re-sync: {first / again:.1f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -93,11 +93,11 @@ def plugins(as_json: JsonOption = False) -> None:
     registry = load_plugins(_plugins_dir_of(state.config) if state.config.exists() else None)
     connectors = collect_connectors(registry)
     transforms = collect_transforms(registry)
-    listing = []
+    listing: list[dict[str, Any]] = []
     for name, plugin in registry.pm.list_name_plugin():
         hooks = sorted(h.name for h in registry.pm.get_hookcallers(plugin) or [])
         listing.append({"name": name, "origin": registry.origins.get(name, ""), "hooks": hooks})
-    data = {
+    data: dict[str, Any] = {
         "plugins": listing,
         "connectors": [
             {
@@ -172,13 +172,15 @@ def connectors_check(name: str, as_json: JsonOption = False) -> None:
 @connectors_app.command("discover")
 def connectors_discover(name: str, as_json: JsonOption = False) -> None:
     """Call the source's Airbyte ``discover`` and list its streams."""
-    from airbyte_cdk.models import AirbyteCatalogSerializer
+    from airbyte_cdk.models import AirbyteMessage, AirbyteMessageSerializer, Type
 
     p = project()
     source = p.source(name)
     catalog = source.discover(logging.getLogger("hub.connectors"), p.config_of(name))
     if as_json:
-        emit_json(AirbyteCatalogSerializer.dump(catalog))
+        emit_json(
+            AirbyteMessageSerializer.dump(AirbyteMessage(type=Type.CATALOG, catalog=catalog))["catalog"]
+        )
         return
     table = Table("stream", "columns", "primary key", "sync modes", "cursor")
     for s in catalog.streams:

@@ -436,10 +436,10 @@ def load_settings(path: Path, connectors: Mapping[str, Connector]) -> Settings:
         if not isinstance(table, Mapping):
             problems.append(ConfigProblem(where, "must be a table"))
             continue
-        known = {"source", "streams", "destinations", "mapping", "schedule", "chunk_size"}
-        for key in set(table) - known:
+        pipeline_keys = {"source", "streams", "destinations", "mapping", "schedule", "chunk_size"}
+        for key in set(table) - pipeline_keys:
             problems.append(
-                ConfigProblem(f"{where}.{key}", f"unknown key (known: {', '.join(sorted(known))})")
+                ConfigProblem(f"{where}.{key}", f"unknown key (known: {', '.join(sorted(pipeline_keys))})")
             )
         pipeline_chunk = table.get("chunk_size")
         if pipeline_chunk is not None and (not isinstance(pipeline_chunk, int) or pipeline_chunk < 1):

@@ -52,11 +52,14 @@ def retry_dead_letters(project: Project, ids: list[int] | None, pipeline: str | 
             for stream, rows in streams.items():
                 for dead_id, record in rows:
                     retried += 1
-                    d = session.get(DeadLetter, dead_id)
-                    assert d is not None
+                    letter = session.get(DeadLetter, dead_id)
+                    assert letter is not None
                     ok = record["_hub_position"] not in failed.get(stream, set())
-                    d.status = "resolved" if ok else "superseded"
-                    d.resolved_at = utcnow()
+                    if ok:
+                        letter.status, letter.resolved_at = "resolved", utcnow()
+                    elif letter.run_id != result.run_id:
+                        # Rejected again for another reason: that is a new dead letter now.
+                        letter.status, letter.resolved_at = "superseded", utcnow()
                     resolved += ok
             session.add(
                 AuditEntry(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -197,6 +198,19 @@ class Sync:
         finally:
             lease.release()
 
+    def _notify(self, hook_name: str, **kwargs: Any) -> None:
+        """Call a lifecycle hook; a plugin that raises is logged, and the sync goes on."""
+        try:
+            getattr(self.project.registry.pm.hook, hook_name)(**kwargs)
+        except Exception as exc:
+            if os.environ.get("HUB_STRICT_PLUGINS", "") not in ("", "0", "false"):
+                raise
+            message = f"plugin hook {hook_name} raised {type(exc).__name__}: {mask_text(str(exc))}"
+            if self.synclog is not None:
+                self.synclog.event("warning", "plugin.error", message)
+            else:
+                log.warning("%s", message)
+
     def _close_abandoned_runs(self) -> None:
         """We hold the pipeline's lease, so any other 'running' run of it is dead."""
         with self.db.session() as session:
@@ -209,8 +223,9 @@ class Sync:
     def _run(self, started: float) -> RunResult:
         synclog = self.synclog
         assert synclog is not None
-        pm = self.project.registry.pm
-        pm.hook.hub_run_started(run_id=synclog.run_id, pipeline=self.pipeline.name, trigger=self.trigger)
+        self._notify(
+            "hub_run_started", run_id=synclog.run_id, pipeline=self.pipeline.name, trigger=self.trigger
+        )
         synclog.event(
             "info",
             "run.start",
@@ -227,6 +242,12 @@ class Sync:
             for name in self.pipeline.destinations:
                 destinations[name] = (self.project.destination(name), self.project.config_of(name))
             catalog = configured_catalog(source, source_config, self.pipeline.streams)
+            if self.pipeline.mapping is not None:
+                synclog.event(
+                    "warning",
+                    "mapping",
+                    f"mapping {self.pipeline.mapping.name} is not applied yet: records pass through unchanged",
+                )
             for sel, configured in zip(self.pipeline.streams, catalog.streams, strict=True):
                 pk = [p[0] for p in (configured.primary_key or [])]
                 counts = self._sync_stream(source, source_config, sel, configured, pk, destinations)
@@ -251,11 +272,15 @@ class Sync:
             "run.end",
             f"run {status}: read {totals.read}, inserted {totals.inserted}, updated {totals.updated}, "
             f"unchanged {totals.unchanged}, rejected {totals.rejected}",
-            **totals.as_dict(),
+            details=totals.as_dict(),
         )
         synclog.finish(status, totals, error)
-        pm.hook.hub_run_finished(
-            run_id=synclog.run_id, pipeline=self.pipeline.name, status=status, counts=totals.as_dict()
+        self._notify(
+            "hub_run_finished",
+            run_id=synclog.run_id,
+            pipeline=self.pipeline.name,
+            status=status,
+            counts=totals.as_dict(),
         )
         return RunResult(
             run_id=synclog.run_id,
@@ -365,7 +390,7 @@ class Sync:
             f"stream {sel.name}: read {counts.read}, inserted {counts.inserted}, updated {counts.updated}, "
             f"unchanged {counts.unchanged}, rejected {counts.rejected}",
             stream=sel.name,
-            **counts.as_dict(),
+            details=counts.as_dict(),
         )
         return counts
 
@@ -608,9 +633,9 @@ class Sync:
             if run is not None:
                 run.heartbeat_at = utcnow()
         if rejections:
-            hook = self.project.registry.pm.hook
             for rejection, _ in rejections:
-                hook.hub_record_rejected(
+                self._notify(
+                    "hub_record_rejected",
                     run_id=synclog.run_id,
                     pipeline=self.pipeline.name,
                     stream=sel.name,
@@ -623,7 +648,7 @@ class Sync:
                 f"{len(rejections)} record(s) to dead letters; first: {rejections[0][0].position}: "
                 f"{rejections[0][0].reason}",
                 stream=sel.name,
-                positions=[r.position for r, _ in rejections[:50]],
+                details={"positions": [r.position for r, _ in rejections[:50]]},
             )
         if batch.state is not None and chunk.read:
             synclog.event(
@@ -790,7 +815,10 @@ class Sync:
                         dest.close()
             status = "partial" if totals.rejected else "succeeded"
             synclog.event(
-                "info", "run.end", f"retry {status}: {totals.rejected} still rejected", **totals.as_dict()
+                "info",
+                "run.end",
+                f"retry {status}: {totals.rejected} still rejected",
+                details=totals.as_dict(),
             )
             synclog.finish(status, totals)
             return RunResult(

@@ -92,7 +92,9 @@ class LeaseHolder:
         expires = datetime.now(UTC) + timedelta(seconds=self.ttl)
         with self.db.session() as session:
             result = session.execute(
-                update(Lease).where(Lease.name == self.name, Lease.owner == self.owner).values(expires_at=expires)
+                update(Lease)
+                .where(Lease.name == self.name, Lease.owner == self.owner)
+                .values(expires_at=expires)
             )
             return result.rowcount == 1  # type: ignore[attr-defined]
 

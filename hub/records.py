@@ -56,9 +56,7 @@ def _upsert_sql(dialect: str, paramstyle: str) -> str:
     if dialect in ("mysql", "mariadb"):
         return head + "ON DUPLICATE KEY UPDATE " + ", ".join(f"{c} = VALUES({c})" for c in _UPDATED)
     return (
-        head
-        + "ON CONFLICT (key_digest) DO UPDATE SET "
-        + ", ".join(f"{c} = excluded.{c}" for c in _UPDATED)
+        head + "ON CONFLICT (key_digest) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _UPDATED)
     )
 
 

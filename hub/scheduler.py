@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,10 +28,9 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from hub.config import Schedule
+from hub.config import Schedule, crontab_trigger
 from hub.errors import PipelineBusy
 from hub.leases import LeaseHolder
 from hub.project import Project
@@ -46,7 +45,7 @@ _projects_lock = threading.Lock()
 def trigger_for(schedule: Schedule) -> BaseTrigger:
     tz = ZoneInfo(schedule.timezone)
     if schedule.cron is not None:
-        return CronTrigger.from_crontab(schedule.cron, timezone=tz)
+        return crontab_trigger(schedule.cron, schedule.timezone)
     assert schedule.interval_seconds is not None
     return IntervalTrigger(seconds=schedule.interval_seconds, timezone=tz)
 
@@ -116,25 +115,41 @@ class HubScheduler:
         )
         scheduler.add_listener(
             self._on_event,
-            EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES,
+            EVENT_JOB_SUBMITTED
+            | EVENT_JOB_EXECUTED
+            | EVENT_JOB_ERROR
+            | EVENT_JOB_MISSED
+            | EVENT_JOB_MAX_INSTANCES,
         )
         return scheduler
 
     def _install_jobs(self, scheduler: BackgroundScheduler) -> None:
         wanted = set()
+        stored = {job.id: job for job in scheduler.get_jobs()}
+        now = datetime.now(UTC)
         for schedule in self.project.settings.schedules:
             job_id = JOB_PREFIX + schedule.pipeline
             wanted.add(job_id)
+            name = f"sync {schedule.pipeline}: {describe(schedule)}"
+            # An unchanged schedule keeps its stored fire time: a fire due while no scheduler
+            # ran still runs now if within its misfire grace, and a restart does not postpone
+            # the next one. Otherwise the trigger's next fire time from now.
+            when: dict[str, Any] = {}
+            old = stored.get(job_id)
+            due = old.next_run_time if old is not None and old.name == name else None
+            if due is not None and (now - due).total_seconds() <= schedule.misfire_grace_seconds:
+                when["next_run_time"] = due
             scheduler.add_job(
                 run_scheduled,
                 trigger=trigger_for(schedule),
                 args=[str(self.project.path), schedule.pipeline],
                 id=job_id,
-                name=f"sync {schedule.pipeline}",
+                name=name,
                 replace_existing=True,
                 coalesce=schedule.coalesce,
                 max_instances=1,
                 misfire_grace_time=schedule.misfire_grace_seconds,
+                **when,
             )
             log.info("scheduled %s: %s (from %s)", schedule.pipeline, describe(schedule), schedule.origin)
         for job in scheduler.get_jobs():
@@ -147,7 +162,9 @@ class HubScheduler:
         if event.code == EVENT_JOB_SUBMITTED:
             log.info("fire: %s", name)
         elif event.code == EVENT_JOB_ERROR:
-            log.error("scheduled sync of %s raised %s", name, type(getattr(event, "exception", None)).__name__)
+            log.error(
+                "scheduled sync of %s raised %s", name, type(getattr(event, "exception", None)).__name__
+            )
         elif event.code == EVENT_JOB_MISSED:
             log.warning("missed a fire of %s (past its misfire grace time)", name)
         elif event.code == EVENT_JOB_MAX_INSTANCES:

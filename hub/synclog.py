@@ -73,7 +73,7 @@ class SyncLog:
                     kind=kind,
                     stream=stream,
                     message=message,
-                    details=details,
+                    details=details or {},
                 )
             )
 

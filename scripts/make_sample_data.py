@@ -17,9 +17,24 @@ from pathlib import Path
 from faker import Faker
 
 COLUMNS = [
-    "candidate_id", "name", "gender", "id_number", "birth_date", "phone", "email", "city",
-    "school", "degree", "job_title", "department", "offer_salary", "start_date", "status",
-    "bank_account", "source_channel", "updated_at",
+    "candidate_id",
+    "name",
+    "gender",
+    "id_number",
+    "birth_date",
+    "phone",
+    "email",
+    "city",
+    "school",
+    "degree",
+    "job_title",
+    "department",
+    "offer_salary",
+    "start_date",
+    "status",
+    "bank_account",
+    "source_channel",
+    "updated_at",
 ]
 DEGREES = ["本科", "硕士", "博士", "大专"]
 DEPARTMENTS = ["研发中心", "数据平台部", "人力资源部", "财务部", "市场部", "客户成功部"]
@@ -38,7 +53,13 @@ def candidate(fake: Faker, number: int, rng: random.Random) -> list[str]:
         gender,
         id_number,
         # Exports mix date styles; the files connector reads them all.
-        rng.choice([birth.isoformat(), f"{birth.year}/{birth.month}/{birth.day}", f"{birth.year}年{birth.month}月{birth.day}日"]),
+        rng.choice(
+            [
+                birth.isoformat(),
+                f"{birth.year}/{birth.month}/{birth.day}",
+                f"{birth.year}年{birth.month}月{birth.day}日",
+            ]
+        ),
         fake.phone_number(),
         fake.email(),
         fake.city(),
@@ -66,7 +87,9 @@ def main() -> None:
     fake.seed_instance(args.seed)
     rng = random.Random(args.seed)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    broken = {row: n for n, row in enumerate(sorted(rng.sample(range(args.rows), min(args.broken, args.rows))))}
+    broken = {
+        row: n for n, row in enumerate(sorted(rng.sample(range(args.rows), min(args.broken, args.rows))))
+    }
     with open(args.output, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(COLUMNS)

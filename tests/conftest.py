@@ -33,7 +33,7 @@ def _server_engine(url: str, what: str) -> sa.Engine:
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         pytest.fail(f"{what} is not reachable at {url} ({type(exc).__name__}); .ci/run starts it", pytrace=False)
     return engine
 

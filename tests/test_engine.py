@@ -114,7 +114,7 @@ def test_sigkill_midway_then_rerun_loses_and_duplicates_nothing(
     data = write_people_csv(source, 100_000, seed=7)
     hub_db = f"sqlite:///{tmp_path / 'hub.db'}"
     config = write_project(files_to_sql_toml(source, any_db_url, hub_db=hub_db, chunk_size=2000))
-    Project(config).db  # migrate before the race starts
+    Project(config).db.upgrade()  # migrate before the race starts
 
     env = {**os.environ, "HUB_CONFIG": str(config)}
     proc = subprocess.Popen(

@@ -352,8 +352,10 @@ class FilesSource(HubSource):
             while pending.num_rows >= chunk_size:
                 yield flush(pending.slice(0, chunk_size))
                 pending = pending.slice(chunk_size)
-        if (pending is not None and pending.num_rows) or bad:
+        if pending is not None and pending.num_rows:
             yield flush(pending)
+        if bad:  # malformed lines after the last good row
+            yield flush(None)
 
     def _xlsx_chunks(
         self, config: Mapping[str, Any], path: Path, done: int, chunk_size: int
