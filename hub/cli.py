@@ -37,6 +37,18 @@ app.add_typer(schedules_app, name="schedules")
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(config_app, name="config")
 
+
+def _add_subapps() -> None:
+    """Command groups that live in their own modules."""
+    from hub.cli_mapping import mapping_app
+    from hub.cli_schema import schema_app
+
+    app.add_typer(schema_app, name="schema", help="The canonical employee schema.")
+    app.add_typer(mapping_app, name="mapping", help="Mapping files: check them, preview them.")
+
+
+_add_subapps()
+
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False)
 

@@ -211,26 +211,46 @@ class HubDestination(Destination):
         }
         schemas = {s.stream.name: s.stream.json_schema for s in configured_catalog.streams}
         buffers: dict[str, list[dict[str, Any]]] = {}
+        seen: dict[str, int] = {}
         sequence = 0
 
-        def flush() -> None:
+        def flush() -> list[AirbyteMessage]:
+            """Write and commit what is buffered; a LOG message for each record refused."""
             nonlocal sequence
+            warnings: list[AirbyteMessage] = []
             for stream, rows in buffers.items():
                 if rows:
                     sequence += 1
                     frame = pd.DataFrame.from_records(rows)
-                    self.write_batch(
+                    pk = [k for k in keys.get(stream, []) if k in frame.columns]
+                    if pk:  # a key sent twice since the last state: its last version wins
+                        frame = frame.drop_duplicates(subset=pk, keep="last").reset_index(drop=True)
+                    result = self.write_batch(
                         config, stream, frame, keys.get(stream, []), f"write:{sequence}", schemas.get(stream)
                     )
+                    for row, reason in result.rejections:
+                        warnings.append(
+                            AirbyteMessage(
+                                type=Type.LOG,
+                                log=AirbyteLogMessage(
+                                    level=Level.WARN,
+                                    message=f"{stream}: rejected {frame[POSITION].iat[row]}: {reason}",
+                                ),
+                            )
+                        )
             buffers.clear()
+            return warnings
 
         try:
             for message in input_messages:
                 if message.type == Type.RECORD and message.record is not None:
-                    buffers.setdefault(message.record.stream, []).append(dict(message.record.data))
+                    stream = message.record.stream
+                    seen[stream] = seen.get(stream, 0) + 1
+                    data = {**message.record.data, POSITION: f"{stream}#{seen[stream]}"}
+                    buffers.setdefault(stream, []).append(data)
                 elif message.type == Type.STATE:
-                    flush()  # committed: only now may the state go back
+                    yield from flush()  # committed: only now may the state go back
                     yield message
-            flush()
+            yield from flush()
         finally:
             self.close()

@@ -38,7 +38,7 @@ from hub.leases import LeaseHolder
 from hub.masking import mask_text
 from hub.project import Project
 from hub.records import KeyDigester, RecordIndex
-from hub.retry import backoff_delay, call_with_retry, is_transient
+from hub.retry import ATTEMPTS, backoff_delay, call_with_retry, is_transient, retry_after_of
 from hub.store.models import DeadLetter, OutboxEntry, Run, StreamState, utcnow
 from hub.synclog import Counts, SyncLog
 
@@ -368,7 +368,7 @@ class Sync:
                         f"source {self.pipeline.source!r} stream {sel.name!r} kept failing after "
                         f"{attempt} attempts: {type(exc).__name__}: {mask_text(str(exc))}"
                     ) from exc
-                delay = backoff_delay(attempt, retry_after=getattr(exc, "retry_after", None))
+                delay = backoff_delay(attempt, retry_after=retry_after_of(exc))
                 synclog.event(
                     "warning",
                     "retry",
@@ -403,7 +403,10 @@ class Sync:
     ) -> Iterator[RecordBatch]:
         name = configured.stream.name
         if isinstance(source, HubSource):
-            yield from source.read_batches(cdk_logger, config, name, state, {"chunk_size": self.chunk_size})
+            options: dict[str, Any] = {"chunk_size": self.chunk_size}
+            if configured.cursor_field:  # the pipeline's cursor_field, as Airbyte sources get it
+                options["cursor_field"] = configured.cursor_field[0]
+            yield from source.read_batches(cdk_logger, config, name, state, options)
             return
         yield from self._batches_from_messages(source, config, configured, state)
 
@@ -491,7 +494,7 @@ class Sync:
                     if self.progress:
                         self.progress(ctx.selection.name, counts.read)
             except BaseException:
-                if in_flight is not None and not in_flight.done():
+                if in_flight is not None:  # done or not: its counts and checkpoint must not be lost
                     try:
                         counts.add(in_flight.result())
                         if previous is not None and previous.batch.state is not None:
@@ -714,6 +717,11 @@ class Sync:
                     select(OutboxEntry).where(OutboxEntry.idempotency_key == key)
                 ).scalar_one()
                 row.status, row.last_error = "failed", mask_text(f"{type(exc).__name__}: {exc}")[:2000]
+            if is_transient(exc):  # retries used up: not a source failure to retry from the checkpoint
+                raise SyncError(
+                    f"destination {name!r} kept failing after {ATTEMPTS} attempts: "
+                    f"{type(exc).__name__}: {mask_text(str(exc))}"
+                ) from exc
             raise
         with self.db.session() as session:
             row = session.execute(select(OutboxEntry).where(OutboxEntry.idempotency_key == key)).scalar_one()

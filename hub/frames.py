@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,8 +31,21 @@ def arrow(series: pd.Series) -> pa.Array:
         array = pa.array(series)
         return array if array.type == pa.string() else array.cast(pa.string())
     values = series.to_numpy(dtype=object, na_value=None)
-    texts = [v if v is None or isinstance(v, str) else str(v) for v in values]
+    texts = [v if v is None or isinstance(v, str) else as_text(v) for v in values]
     return pa.array(texts, type=pa.string())
+
+
+def as_text(value: Any) -> str:
+    """A non-text value as text: JSON for objects and lists, ``true``/``false``, ISO dates."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list | tuple):
+        return orjson.dumps(value, default=str, option=orjson.OPT_SORT_KEYS).decode()
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    if isinstance(value, float) and value != value:  # NaN
+        return ""
+    return str(value)
 
 
 def text_frame(frame: pd.DataFrame) -> pd.DataFrame:

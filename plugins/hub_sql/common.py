@@ -6,8 +6,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Engine
+from airbyte_cdk.models import AirbyteConnectionStatus, Status
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from hub.masking import mask_text
 from hub.store.db import make_engine
@@ -64,6 +66,30 @@ def table_name(config: Mapping[str, Any], stream: str) -> str:
 
 def safe_error(exc: BaseException) -> str:
     """A database error as one line, with quoted values and key values taken out."""
-    text = str(getattr(exc, "orig", None) or exc).splitlines()[0] if str(exc) else type(exc).__name__
-    text = _QUOTED.sub("<value>", text)
-    return mask_text(f"{type(getattr(exc, 'orig', None) or exc).__name__}: {text}")[:500]
+    orig = getattr(exc, "orig", None) or exc
+    name = type(orig).__name__
+    args: tuple[Any, ...] = getattr(orig, "args", ())
+    if len(args) >= 2 and isinstance(args[0], int) and isinstance(args[1], str):
+        # PyMySQL: (code, "message"); its classes are coarse (bad dates are OperationalError).
+        text = f"({args[0]}) {args[1]}"
+        name = type(exc).__name__ if isinstance(exc, DBAPIError) else name
+    else:
+        text = str(orig)
+    lines = text.splitlines()
+    text = _QUOTED.sub("<value>", lines[0]) if lines else ""
+    return mask_text(f"{name}: {text}" if text else name)[:500]
+
+
+def check_connection(config: Mapping[str, Any]) -> AirbyteConnectionStatus:
+    """Connect and run ``SELECT 1``; a failure (even to build the engine) says why, without secrets."""
+    engine: Engine | None = None
+    try:
+        engine = engine_for(config)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return AirbyteConnectionStatus(status=Status.SUCCEEDED, message=f"connected to {engine.dialect.name}")
+    except Exception as exc:  # noqa: BLE001 - a failed check says why
+        return AirbyteConnectionStatus(status=Status.FAILED, message=safe_error(exc))
+    finally:
+        if engine is not None:
+            engine.dispose()

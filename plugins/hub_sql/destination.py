@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-from airbyte_cdk.models import AirbyteConnectionStatus, ConnectorSpecification, Status
+from airbyte_cdk.models import AirbyteConnectionStatus, ConnectorSpecification
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -30,17 +31,18 @@ from sqlalchemy import (
     inspect,
     text,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
 from sqlalchemy.sql.type_api import TypeEngine
 
 from hub.connectors import HubDestination, WriteResult
 from hub.frames import data_columns, to_arrow_table
-from hub_sql.common import SPEC, engine_for, safe_error, table_name
+from hub_sql.common import SPEC, check_connection, engine_for, safe_error, table_name
 
 log = logging.getLogger(__name__)
 
 #: A chunk on its way to the database: an Arrow table of text columns.
-Rows = pa.Table
+Rows: TypeAlias = pa.Table
 
 ROW_ERRORS = (IntegrityError, DataError)
 
@@ -56,7 +58,8 @@ def sql_type(schema: Mapping[str, Any] | None, key: bool, dialect: str) -> TypeE
     if fmt == "date":
         return Date()
     if fmt == "date-time":
-        return DateTime()
+        # MariaDB/MySQL DATETIME drops fractional seconds silently unless asked to keep them.
+        return mysql.DATETIME(fsp=6) if dialect in ("mysql", "mariadb") else DateTime()
     if "integer" in types or schema.get("x-hub-type") == "integer":
         return BigInteger()
     if "number" in types or schema.get("x-hub-type") == "number":
@@ -82,17 +85,7 @@ class SqlDestination(HubDestination):
         return ConnectorSpecification(connectionSpecification=SPEC)
 
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
-        engine = engine_for(config)
-        try:
-            with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-            return AirbyteConnectionStatus(
-                status=Status.SUCCEEDED, message=f"connected to {engine.dialect.name}"
-            )
-        except Exception as exc:  # noqa: BLE001
-            return AirbyteConnectionStatus(status=Status.FAILED, message=safe_error(exc))
-        finally:
-            engine.dispose()
+        return check_connection(config)
 
     def engine(self, config: Mapping[str, Any]) -> Engine:
         url = str(config["url"])
@@ -211,8 +204,10 @@ class SqlDestination(HubDestination):
             cursor = raw.cursor()
             if dialect == "postgresql":
                 staging = q(f"_hub_stage_{table.name}"[:60])
+                # Created per transaction: a staging table kept on a pooled connection would miss
+                # the columns added to the target since.
                 cursor.execute(
-                    f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                    f"CREATE TEMP TABLE {staging} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DROP"
                 )
                 # CSV with every value quoted: an unquoted empty field is NULL, "" is empty text.
                 buffer = pa.BufferOutputStream()
@@ -234,7 +229,7 @@ class SqlDestination(HubDestination):
                 marks = ", ".join(["%s"] * len(columns))
                 action = ", ".join(f"{q(c)} = VALUES({q(c)})" for c in (updates or pk[:1]))
                 statement = f"INSERT INTO {target} ({cols}) VALUES ({marks}) ON DUPLICATE KEY UPDATE {action}"
-                for part in _slices(rows):
+                for part in _slices(_numeric_booleans(table, columns, rows)):
                     cursor.executemany(statement, _tuples(part))
             else:
                 marks = ", ".join(["?"] * len(columns))
@@ -244,8 +239,10 @@ class SqlDestination(HubDestination):
                     else "DO NOTHING"
                 )
                 conflict = ", ".join(q(k) for k in pk)
-                statement = f"INSERT INTO {target} ({cols}) VALUES ({marks}) ON CONFLICT ({conflict}) {action}"
-                for part in _slices(rows):
+                statement = (
+                    f"INSERT INTO {target} ({cols}) VALUES ({marks}) ON CONFLICT ({conflict}) {action}"
+                )
+                for part in _slices(_numeric_booleans(table, columns, rows)):
                     cursor.executemany(statement, _tuples(part))
             raw.commit()
         except Exception as exc:
@@ -258,6 +255,20 @@ class SqlDestination(HubDestination):
 def _slices(rows: Rows, size: int = 10000) -> list[Rows]:
     """Bound the Python objects alive at once: rows become tuples one slice at a time."""
     return [rows.slice(start, size) for start in range(0, rows.num_rows, size)]
+
+
+def _numeric_booleans(table: Table, columns: list[str], rows: Rows) -> Rows:
+    """Booleans arrive as ``true`` / ``false``; MariaDB's BOOLEAN (TINYINT(1)) refuses them and
+    SQLite would keep the text (which reads back as true, even ``false``): store 1 / 0."""
+    for i, name in enumerate(columns):
+        kind = table.c[name].type
+        if isinstance(kind, Boolean) or (isinstance(kind, mysql.TINYINT) and kind.display_width == 1):
+            text = pc.utf8_lower(pc.utf8_trim_whitespace(rows.column(i)))
+            fixed = pc.if_else(
+                pc.equal(text, "true"), "1", pc.if_else(pc.equal(text, "false"), "0", rows.column(i))
+            )
+            rows = rows.set_column(i, name, fixed)
+    return rows
 
 
 def _tuples(rows: Rows) -> list[tuple[Any, ...]]:

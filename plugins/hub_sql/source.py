@@ -14,15 +14,14 @@ from airbyte_cdk.models import (
     AirbyteConnectionStatus,
     AirbyteStream,
     ConnectorSpecification,
-    Status,
     SyncMode,
 )
-from sqlalchemy import Date, DateTime, Integer, MetaData, Numeric, Table, inspect, select, text
+from sqlalchemy import Date, DateTime, Integer, MetaData, Numeric, Table, inspect, select
 from sqlalchemy.sql.sqltypes import Boolean, Float
 
 from hub.connectors import POSITION, HubSource, RecordBatch
 from hub.errors import FatalSyncError
-from hub_sql.common import SPEC, engine_for, safe_error, table_name
+from hub_sql.common import SPEC, check_connection, engine_for, safe_error, table_name
 
 
 def json_type(column_type: Any) -> dict[str, Any]:
@@ -49,6 +48,28 @@ def state_value(value: Any) -> Any:
     return value
 
 
+def from_state(column_type: Any, value: Any) -> Any:
+    """A cursor or key value from JSON state, as the column's Python type.
+
+    State keeps dates as ISO text; compared as text they match nothing on PostgreSQL and the
+    wrong rows on SQLite (``2024-01-04T10:00`` sorts after ``2024-01-04 23:00``).
+    """
+    if not isinstance(value, str):
+        return value
+    try:
+        if isinstance(column_type, DateTime):
+            return datetime.fromisoformat(value)
+        if isinstance(column_type, Date):
+            return date.fromisoformat(value)
+        if isinstance(column_type, Integer):
+            return int(value)
+        if isinstance(column_type, Numeric) and not isinstance(column_type, Float):
+            return Decimal(value)
+    except (ValueError, ArithmeticError):
+        return value
+    return value
+
+
 def _text(value: Any) -> Any:
     if value is None:
         return None
@@ -68,17 +89,7 @@ class SqlSource(HubSource):
         return ConnectorSpecification(connectionSpecification=SPEC, supportsIncremental=True)
 
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
-        engine = engine_for(config)
-        try:
-            with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-            return AirbyteConnectionStatus(
-                status=Status.SUCCEEDED, message=f"connected to {engine.dialect.name}"
-            )
-        except Exception as exc:  # noqa: BLE001 - a failed check says why
-            return AirbyteConnectionStatus(status=Status.FAILED, message=safe_error(exc))
-        finally:
-            engine.dispose()
+        return check_connection(config)
 
     def discover(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteCatalog:
         engine = engine_for(config)
@@ -94,14 +105,15 @@ class SqlSource(HubSource):
                 if include and name not in include and table not in include:
                     continue
                 columns = inspector.get_columns(table, schema=schema)
-                pk = inspector.get_pk_constraint(table, schema=schema).get("constrained_columns") or []
+                constraint = inspector.get_pk_constraint(table, schema=schema)
+                pk = [str(k) for k in constraint.get("constrained_columns") or []]
                 cursor = cursors.get(name)
                 streams.append(
                     AirbyteStream(
                         name=name,
                         json_schema={
                             "type": "object",
-                            "properties": {c["name"]: json_type(c["type"]) for c in columns},
+                            "properties": {str(c["name"]): json_type(c["type"]) for c in columns},
                         },
                         supported_sync_modes=[SyncMode.full_refresh, SyncMode.incremental],
                         source_defined_cursor=cursor is not None,
@@ -142,16 +154,18 @@ class SqlSource(HubSource):
                 mode = "cursor"
                 if state and state.get("cursor") is not None:
                     # >= : rows sharing the last cursor value may have arrived late; unchanged ones are skipped.
-                    query = query.where(cursor >= state["cursor"])
+                    query = query.where(cursor >= from_state(cursor.type, state["cursor"]))
                 query = query.order_by(cursor, *[table.c[k] for k in pk])
             elif len(pk) == 1:
                 mode = "key"
                 if state and state.get("after") is not None:
-                    query = query.where(table.c[pk[0]] > state["after"])
+                    key = table.c[pk[0]]
+                    query = query.where(key > from_state(key.type, state["after"]))
                 query = query.order_by(table.c[pk[0]])
             else:
                 mode = "plain"
-            names = [c.name for c in table.columns]
+            # Plain str: SQLAlchemy's quoted_name is a str subclass that orjson refuses as a key.
+            names = [str(c.name) for c in table.columns]
             read = int((state or {}).get("read", 0)) if mode == "key" else 0
             last_state: dict[str, Any] = dict(state or {})
             with engine.connect() as conn:
