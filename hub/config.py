@@ -11,7 +11,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -48,6 +48,8 @@ class StreamSelection:
     primary_key: tuple[str, ...] = ()
     cursor_field: str | None = None
     destination_stream: str | None = None
+    #: mapping file into a canonical entity (the pipeline's ``mapping`` when not set here)
+    mapping: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -317,7 +319,9 @@ def _schedule_from(
     )
 
 
-def _streams_from(value: Any, path: str, problems: list[ConfigProblem]) -> tuple[StreamSelection, ...]:
+def _streams_from(
+    value: Any, path: str, problems: list[ConfigProblem], base: Path
+) -> tuple[StreamSelection, ...]:
     if not isinstance(value, list) or not value:
         problems.append(ConfigProblem(path, "must be a non-empty list of stream names or tables"))
         return ()
@@ -330,7 +334,7 @@ def _streams_from(value: Any, path: str, problems: list[ConfigProblem]) -> tuple
         if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
             problems.append(ConfigProblem(where, "must be a stream name or a table with name"))
             continue
-        known = {"name", "sync_mode", "primary_key", "cursor_field", "destination_stream"}
+        known = {"name", "sync_mode", "primary_key", "cursor_field", "destination_stream", "mapping"}
         for key in set(item) - known:
             problems.append(
                 ConfigProblem(f"{where}.{key}", f"unknown key (known: {', '.join(sorted(known))})")
@@ -341,6 +345,11 @@ def _streams_from(value: Any, path: str, problems: list[ConfigProblem]) -> tuple
         pk = item.get("primary_key", [])
         if isinstance(pk, str):
             pk = [pk]
+        mapping = None
+        if "mapping" in item:
+            mapping = base / str(item["mapping"])
+            if not mapping.is_file():
+                problems.append(ConfigProblem(f"{where}.mapping", f"file not found: {item['mapping']}"))
         streams.append(
             StreamSelection(
                 name=item["name"],
@@ -348,6 +357,7 @@ def _streams_from(value: Any, path: str, problems: list[ConfigProblem]) -> tuple
                 primary_key=tuple(str(p) for p in pk),
                 cursor_field=item.get("cursor_field"),
                 destination_stream=item.get("destination_stream"),
+                mapping=mapping,
             )
         )
     return tuple(streams)
@@ -461,12 +471,14 @@ def load_settings(path: Path, connectors: Mapping[str, Connector]) -> Settings:
             problems.append(ConfigProblem(f"{where}.destinations", "required field is missing"))
         for i, dest in enumerate(destinations):
             _check_role(settings, connectors, dest, "destination", f"{where}.destinations[{i}]", problems)
-        streams = _streams_from(table.get("streams"), f"{where}.streams", problems)
+        streams = _streams_from(table.get("streams"), f"{where}.streams", problems, base)
         mapping = None
         if "mapping" in table:
             mapping = base / str(table["mapping"])
             if not mapping.is_file():
                 problems.append(ConfigProblem(f"{where}.mapping", f"file not found: {table['mapping']}"))
+        if mapping is not None:
+            streams = tuple(replace(sel, mapping=sel.mapping or mapping) for sel in streams)
         schedule = None
         if "schedule" in table:
             schedule = _schedule_from(

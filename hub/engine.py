@@ -35,6 +35,8 @@ from hub.connectors import POSITION, HubDestination, HubSource, RecordBatch, Rej
 from hub.errors import FatalSyncError, PipelineBusy, SyncError
 from hub.frames import key_strings, row_hashes, text_frame
 from hub.leases import LeaseHolder
+from hub.mapping.executor import apply_mapping, canonical_text
+from hub.mapping.loader import MappingSpec
 from hub.masking import mask_text
 from hub.project import Project
 from hub.records import KeyDigester, RecordIndex
@@ -46,6 +48,8 @@ log = logging.getLogger("hub.sync")
 cdk_logger = logging.getLogger("hub.airbyte")
 
 SOURCE_ATTEMPTS = 5
+#: Column a mapped record carries with its id at the source (the destination's default key).
+REMOTE_ID = "remote_id"
 
 ProgressCallback = Callable[[str, int], None]
 
@@ -135,9 +139,16 @@ class StreamContext:
 
     selection: StreamSelection
     entity: str
-    primary_key: list[str]
+    primary_key: list[str]  # the destination's key columns
     schema: Mapping[str, Any] | None
     index: RecordIndex
+    record_key: list[str] = field(default_factory=list)  # source columns identifying a record
+    mapping: MappingSpec | None = None
+    pii_kinds: dict[str, str | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.record_key:
+            self.record_key = list(self.primary_key)
 
 
 class Sync:
@@ -174,8 +185,8 @@ class Sync:
     def _pipeline_signature(self) -> str:
         """Changes when what decides a record's delivered form changes (mapping, keys)."""
         parts = [self.pipeline.source, *self.pipeline.destinations]
-        if self.pipeline.mapping is not None:
-            parts.append(hashlib.sha256(self.pipeline.mapping.read_bytes()).hexdigest())
+        for mapping in sorted({sel.mapping for sel in self.pipeline.streams if sel.mapping}):
+            parts.append(hashlib.sha256(mapping.read_bytes()).hexdigest())
         for sel in self.pipeline.streams:
             parts.append(f"{sel.name}:{','.join(sel.primary_key)}:{sel.destination_stream}")
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
@@ -242,12 +253,6 @@ class Sync:
             for name in self.pipeline.destinations:
                 destinations[name] = (self.project.destination(name), self.project.config_of(name))
             catalog = configured_catalog(source, source_config, self.pipeline.streams)
-            if self.pipeline.mapping is not None:
-                synclog.event(
-                    "warning",
-                    "mapping",
-                    f"mapping {self.pipeline.mapping.name} is not applied yet: records pass through unchanged",
-                )
             for sel, configured in zip(self.pipeline.streams, catalog.streams, strict=True):
                 pk = [p[0] for p in (configured.primary_key or [])]
                 counts = self._sync_stream(source, source_config, sel, configured, pk, destinations)
@@ -330,18 +335,11 @@ class Sync:
         synclog = self.synclog
         assert synclog is not None
         incremental = configured.sync_mode == SyncMode.incremental
-        if not pk:
+        ctx = self._stream_context(sel, configured, pk)
+        if not ctx.record_key:
             raise FatalSyncError(
                 f"stream {sel.name!r} has no primary key: set primary_key in the pipeline's streams"
             )
-        entity = sel.destination_stream or sel.name
-        ctx = StreamContext(
-            selection=sel,
-            entity=entity,
-            primary_key=pk,
-            schema=configured.stream.json_schema,
-            index=RecordIndex(self.pipeline.name, entity, self.pipeline.source, sel.name),
-        )
         counts = Counts()
         state = self._load_state(sel.name, incremental)
         synclog.event(
@@ -504,11 +502,69 @@ class Sync:
                 raise
         return self._resume_state
 
+    def _stream_context(
+        self, sel: StreamSelection, configured: ConfiguredAirbyteStream, pk: list[str]
+    ) -> StreamContext:
+        """Where a stream's records go: as they are, or mapped into a canonical entity."""
+        spec = self.project.mappings.get(sel.mapping) if sel.mapping is not None else None
+        if spec is None:
+            entity = sel.destination_stream or sel.name
+            return StreamContext(
+                selection=sel,
+                entity=entity,
+                primary_key=pk,
+                schema=configured.stream.json_schema,
+                index=RecordIndex(self.pipeline.name, entity, self.pipeline.source, sel.name),
+            )
+        from hub.cli_mapping import pii_kinds
+        from hub.schema import ENTITIES, field_specs
+
+        model = ENTITIES[spec.entity]
+        entity = sel.destination_stream or spec.entity
+        properties: dict[str, Any] = {REMOTE_ID: {"type": "string"}}
+        for fs in field_specs(model):
+            if fs.name in spec.fields or (fs.name == "custom_fields" and spec.custom_fields):
+                properties[fs.name] = {"type": ["null", "string"]}
+                if fs.type.startswith("date"):
+                    properties[fs.name]["format"] = "date"
+        return StreamContext(
+            selection=sel,
+            entity=entity,
+            primary_key=list(sel.primary_key) or [REMOTE_ID],
+            schema={"type": "object", "properties": properties},
+            index=RecordIndex(self.pipeline.name, entity, self.pipeline.source, sel.name),
+            record_key=list(spec.key),
+            mapping=spec,
+            pii_kinds=pii_kinds(model),
+        )
+
+    def _map(
+        self, ctx: StreamContext, frame: pd.DataFrame, keys: pd.Series, prepared: Prepared
+    ) -> tuple[pd.DataFrame, pd.Series]:
+        """Apply the stream's mapping: canonical fields as text, plus the record's source id."""
+        assert ctx.mapping is not None
+        result = apply_mapping(ctx.mapping, frame, self.project.transforms, ctx.pii_kinds)
+        prepared.rejections += [(r, None) for r in result.rejections]
+        if result.warnings and self.synclog is not None:
+            self.synclog.event(
+                "warning",
+                "mapping",
+                f"{len(result.warnings)} mapping warning(s); first: {result.warnings[0][0]}: {result.warnings[0][1]}",
+                stream=ctx.selection.name,
+                details={"warnings": [f"{p}: {w}" for p, w in result.warnings[:50]]},
+            )
+        kept = keys.loc[result.kept] if result.kept is not None else keys
+        mapped = result.frame
+        columns = {c: mapped[c].map(canonical_text) for c in mapped.columns if c != POSITION}
+        columns[REMOTE_ID] = kept
+        columns[POSITION] = mapped[POSITION]
+        return text_frame(pd.DataFrame(columns, index=mapped.index)), kept
+
     def _prepare(
         self, batch: RecordBatch, ctx: StreamContext, seen: int, previous: Prepared | None
     ) -> Prepared:
         """Validate a chunk and keep only what changed (runs while the previous chunk is written)."""
-        sel, pk, index = ctx.selection, ctx.primary_key, ctx.index
+        sel, pk, index = ctx.selection, ctx.record_key, ctx.index
         frame = batch.frame
         prepared = Prepared(
             batch=batch,
@@ -549,6 +605,8 @@ class Sync:
         if dup.any():
             frame, keys = frame.loc[~dup], keys.loc[~dup]
             chunk.updated += int(dup.sum())
+        if ctx.mapping is not None:
+            frame, keys = self._map(ctx, frame, keys, prepared)
         digests = self.digester.digest_all(keys.tolist(), index.scope)
         hashes = row_hashes(frame)
         with self.db.session() as session:
@@ -797,18 +855,7 @@ class Sync:
                     if not rows:
                         continue
                     pk = [p[0] for p in (configured.primary_key or [])]
-                    ctx = StreamContext(
-                        sel,
-                        sel.destination_stream or sel.name,
-                        pk,
-                        configured.stream.json_schema,
-                        RecordIndex(
-                            self.pipeline.name,
-                            sel.destination_stream or sel.name,
-                            self.pipeline.source,
-                            sel.name,
-                        ),
-                    )
+                    ctx = self._stream_context(sel, configured, pk)
                     counts = Counts()
                     before = len(self._rejected_positions)
                     batch = RecordBatch(stream=sel.name, frame=pd.DataFrame.from_records(rows))

@@ -7,7 +7,7 @@ import logging
 import tomllib
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airbyte_cdk.destinations import Destination
 from airbyte_cdk.sources.source import Source
@@ -20,6 +20,9 @@ from hub.plugins import PluginRegistry, collect_registrations, load_plugins
 from hub.store import Database
 from hub.store.models import AuditEntry, Secret, utcnow
 from hub.transforms import Transform
+
+if TYPE_CHECKING:
+    from hub.mapping.loader import MappingSpec
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,24 @@ class Project:
         self.registry = registry or load_plugins(_plugins_dir_of(self.path))
         self.connectors = collect_connectors(self.registry)
         self.settings: Settings = load_settings(self.path, self.connectors)
+        self.mappings: dict[Path, MappingSpec] = self._load_mappings()
+
+    def _load_mappings(self) -> dict[Path, MappingSpec]:
+        """Every mapping file the pipelines name, checked now: nothing runs on a bad one."""
+        from hub.mapping.loader import MappingError, load_mapping
+        from hub.schema import ENTITIES
+
+        files = {sel.mapping for p in self.settings.pipelines.values() for sel in p.streams if sel.mapping}
+        specs: dict[Path, MappingSpec] = {}
+        problems: list[ConfigProblem] = []
+        for file in sorted(files):
+            try:
+                specs[file] = load_mapping(file, self.transforms, ENTITIES)
+            except MappingError as exc:
+                problems += [ConfigProblem(f"{p.file}:{p.line}", p.message) for p in exc.problems]
+        if problems:
+            raise ConfigurationError(problems, str(self.path))
+        return specs
 
     @cached_property
     def db(self) -> Database:

@@ -33,9 +33,9 @@ class MappingResult:
 
 def _nullish(values: pd.Series) -> np.ndarray:
     """Null, NaN, or text that is empty once trimmed."""
-    mask = values.isna().to_numpy(dtype=bool)
-    as_text = values.map(lambda v: isinstance(v, str) and not v.strip(), na_action="ignore")
-    return mask | as_text.fillna(False).to_numpy(dtype=bool)
+    items = values.to_numpy(dtype=object)
+    blank = np.fromiter((isinstance(v, str) and not v.strip() for v in items), dtype=bool, count=len(items))
+    return values.isna().to_numpy(dtype=bool) | blank
 
 
 def _condition(cond: Condition, frame: pd.DataFrame) -> np.ndarray:
@@ -100,6 +100,10 @@ def apply_mapping(
 
     pii_kinds = pii_kinds or {}
     n = len(frame)
+    if n == 0:
+        return MappingResult(
+            frame=pd.DataFrame(columns=[*spec.fields, POSITION]), kept=np.zeros(0, dtype=bool)
+        )
     index = frame.index
     reasons: dict[int, list[str]] = {}
     warnings: list[tuple[str, str]] = []
