@@ -34,7 +34,9 @@ def _server_engine(url: str, what: str) -> sa.Engine:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
     except Exception as exc:
-        pytest.fail(f"{what} is not reachable at {url} ({type(exc).__name__}); .ci/run starts it", pytrace=False)
+        pytest.fail(
+            f"{what} is not reachable at {url} ({type(exc).__name__}); .ci/run starts it", pytrace=False
+        )
     return engine
 
 
@@ -133,5 +135,10 @@ def run_cli(args: list[str], config: Path, **kwargs: Any) -> Any:
 
     env = {**os.environ, "HUB_CONFIG": str(config), "COLUMNS": "200", **kwargs.pop("env", {})}
     return subprocess.run(
-        [sys.executable, "-m", "hub.cli", *args], capture_output=True, text=True, env=env, timeout=600, **kwargs
+        [sys.executable, "-m", "hub.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        **kwargs,
     )

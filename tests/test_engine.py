@@ -31,7 +31,9 @@ def target_rows(url: str, table: str = "people") -> list[tuple[str, ...]]:
 def test_100k_rows_sync_resync_unchanged(tmp_path: Path, any_db_url: str, write_project) -> None:
     source = tmp_path / "people.csv"
     data = write_people_csv(source, 100_000)
-    config = write_project(files_to_sql_toml(source, any_db_url, columns={"hire_date": "date", "salary": "integer"}))
+    config = write_project(
+        files_to_sql_toml(source, any_db_url, columns={"hire_date": "date", "salary": "integer"})
+    )
     project = Project(config)
 
     first = Sync(project, "load").run()
@@ -67,7 +69,9 @@ def test_changed_rows_are_updated_and_only_they_are_written(tmp_path: Path, writ
 
     with open(source, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["id", "name", "id_number", "phone", "bank_account", "salary", "hire_date", "department"])
+        writer.writerow(
+            ["id", "name", "id_number", "phone", "bank_account", "salary", "hire_date", "department"]
+        )
         writer.writerows(data)
     result = Sync(project, "load").run()
     assert (result.counts.inserted, result.counts.updated, result.counts.unchanged) == (1, 1, 499)
