@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from hub_files.source import FilesSource
 
 from hub.mapping import apply_mapping, load_mapping
 from hub.plugins import load_plugins
 from hub.project import collect_transforms
 from hub.schema import ENTITIES
-from hub_files.source import FilesSource
 
 HERE = Path(__file__).parent
 ENTITY_FILES = ["person", "employee", "identity_document", "bank_account", "compensation"]
