@@ -36,6 +36,7 @@ fields:
   personal_email: {path: "contact.email"}
   preferred_name: {from: nick, when: {column: status, in: [hired]}}
   name_en: {default: "n/a"}
+  nationality: {default: [CN]}
 custom_fields: [channel]
 """
 
@@ -111,7 +112,7 @@ def test_maps_a_chunk_into_canonical_values(tmp_path: Path) -> None:
     assert first["mobile_phone"] == second["mobile_phone"] == "+8613800138000"
     assert first["personal_email"] == "nana@example.com" and second["personal_email"] is None
     assert first["preferred_name"] == "娜娜" and second["preferred_name"] is None  # when: status in [hired]
-    assert first["name_en"] == "n/a"
+    assert first["name_en"] == "n/a" and first["nationality"] == ["CN"]
     assert first["custom_fields"] == {"channel": "boss"}
     # Every field-level reason at once, personal data masked, the rule named.
     reasons = {r.position: r.reason for r in result.rejections}

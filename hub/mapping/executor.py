@@ -143,7 +143,12 @@ def apply_mapping(
         values = values.astype(object)
         empty = _nullish(values)
         if rule.default is not None:
-            values = values.where(~pd.Series(empty, index=index), rule.default)
+            if isinstance(rule.default, list | dict):  # pandas would take a list as a column
+                items = values.to_numpy(dtype=object)
+                filled = [rule.default if e else v for v, e in zip(items, empty, strict=True)]
+                values = pd.Series(filled, index=index, dtype=object)
+            else:
+                values = values.where(~pd.Series(empty, index=index), rule.default)
             empty = _nullish(values)
         if rule.required:
             for i in np.flatnonzero(empty & active & ~failed):
