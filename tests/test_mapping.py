@@ -278,3 +278,11 @@ def test_a_bad_mapping_stops_the_pipeline_before_anything_runs(tmp_path: Path, w
     result = run_cli(["config", "check"], config)
     assert result.returncode == 2
     assert f"{bad}:4: target field 'shoe_size' does not exist" in result.stderr
+
+
+def test_shipped_mappings_load() -> None:
+    shipped = sorted((Path(__file__).parent.parent / "mappings").glob("*.yaml"))
+    assert len(shipped) >= 3
+    for path in shipped:
+        spec = load_mapping(path, TRANSFORMS, ENTITIES)
+        assert spec.fields and spec.key
