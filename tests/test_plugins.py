@@ -232,7 +232,7 @@ def test_registration_hook_returning_the_wrong_thing_is_reported(tmp_path: Path)
         encoding="utf-8",
     )
     registry = load_plugins(directory, entry_points=False)
-    assert set(collect_transforms(registry)) == {"trim", "nfkc"}
+    assert {"trim", "nfkc"} <= set(collect_transforms(registry))
     assert failures(registry) == {
         "sloppy": "TypeError: hub_register_transforms returned a str, not a Transform"
     }

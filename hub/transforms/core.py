@@ -216,6 +216,42 @@ def fixed_width_bytes(text: pa.Array, width: int) -> np.ndarray:
     return data.reshape(n, width)
 
 
+def matrix_number(matrix: np.ndarray, start: int, width: int) -> np.ndarray:
+    """Columns ``start:start+width`` of an ASCII digit matrix, read as one decimal int64 per row."""
+    out = np.zeros(len(matrix), dtype=np.int64)
+    for k in range(start, start + width):
+        out *= 10
+        out += matrix[:, k]
+        out -= 48
+    return out
+
+
+_DAYS_IN_MONTH = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+
+
+def civil_days(y: np.ndarray, mo: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Days since 1970-01-01 of Gregorian dates, and which are real dates of years 1-9999.
+
+    Integer arithmetic only (H. Hinnant's ``days_from_civil``); unreal dates give day 0.
+    """
+    leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
+    month_ok = (mo >= 1) & (mo <= 12)
+    month = np.where(month_ok, mo, 1)
+    real = (
+        (y >= 1)
+        & (y <= 9999)
+        & month_ok
+        & (d >= 1)
+        & (d <= _DAYS_IN_MONTH[month - 1] + ((month == 2) & leap))
+    )
+    year = np.where(real, y, 1970) - (month <= 2)
+    era = year // 400
+    year_of_era = year - era * 400
+    day_of_year = (153 * (month + np.where(month > 2, -3, 9)) + 2) // 5 + np.where(real, d, 1) - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return np.where(real, era * 146_097 + day_of_era - 719_468, 0), real
+
+
 # -- building outcomes -----------------------------------------------------------------------
 
 

@@ -43,9 +43,11 @@ from hub.transforms.core import (
     Transform,
     TransformContext,
     TransformParamError,
+    civil_days,
     cleaned,
     fixed_width_bytes,
     mask_of,
+    matrix_number,
     null_mask,
     object_series,
     outcome,
@@ -66,7 +68,6 @@ TEXT_PATTERN = (
     r"\s*(?:(?P<z>Z)|(?P<os>[+-])(?P<oh>\d{2}):?(?P<om>\d{2}))?)?$"
 )
 NUMBER_PATTERN = r"^(?P<int>\d{1,14})(?:\.(?P<frac>\d{1,9}))?$"
-_DAYS_IN_MONTH = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
 
 
 @dataclass
@@ -97,20 +98,10 @@ class ParsedTimes:
         self.unreal[rows[found.unreal & ~found.ok]] = True
 
 
-def _number(matrix: np.ndarray, start: int, width: int) -> np.ndarray:
-    """Columns ``start:start+width`` of an ASCII digit matrix as int64."""
-    out = np.zeros(len(matrix), dtype=np.int64)
-    for k in range(start, start + width):
-        out *= 10
-        out += matrix[:, k]
-        out -= 48
-    return out
-
-
 def _group(parts: pa.Array, name: str, width: int) -> np.ndarray:
     """A regex group of at most ``width`` decimal digits as int64; a missing group is 0."""
     field = pc.fill_null(pc.struct_field(parts, name), "")
-    return _number(fixed_width_bytes(pc.utf8_lpad(field, width, "0"), width), 0, width)
+    return matrix_number(fixed_width_bytes(pc.utf8_lpad(field, width, "0"), width), 0, width)
 
 
 def _civil(
@@ -122,14 +113,8 @@ def _civil(
     s: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Microseconds since the epoch of civil date-times, and which of them are real."""
-    leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
-    month_ok = (mo >= 1) & (mo <= 12)
-    mo_safe = np.where(month_ok, mo, 1)
-    dim = _DAYS_IN_MONTH[mo_safe - 1] + ((mo_safe == 2) & leap)
-    real = (y >= 1) & month_ok & (d >= 1) & (d <= dim) & (h < 24) & (mi < 60) & (s < 60)
-    y_safe = np.where(real, y, 1970)
-    months = (y_safe - 1970) * 12 + np.where(real, mo, 1) - 1
-    days = months.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64) + np.where(real, d, 1) - 1
+    days, real = civil_days(y, mo, d)
+    real &= (h < 24) & (mi < 60) & (s < 60)
     micros = days * US_PER_DAY + (h * 3600 + mi * 60 + s) * US_PER_SECOND
     return np.where(real, micros, 0), real
 
@@ -175,8 +160,14 @@ def _parse_fixed(text: pa.Array) -> ParsedTimes:
         if width == 19:
             shaped &= np.isin(matrix[:, 10], np.frombuffer(b" T", np.uint8))
             shaped &= (matrix[:, 13] == ord(":")) & (matrix[:, 16] == ord(":"))
-            h, mi, s = _number(matrix, 11, 2), _number(matrix, 14, 2), _number(matrix, 17, 2)
-        micros, real = _civil(_number(matrix, 0, 4), _number(matrix, 5, 2), _number(matrix, 8, 2), h, mi, s)
+            h, mi, s = (
+                matrix_number(matrix, 11, 2),
+                matrix_number(matrix, 14, 2),
+                matrix_number(matrix, 17, 2),
+            )
+        micros, real = _civil(
+            matrix_number(matrix, 0, 4), matrix_number(matrix, 5, 2), matrix_number(matrix, 8, 2), h, mi, s
+        )
         found.micros[rows] = micros
         found.ok[rows] = shaped & real
         found.unreal[rows] = shaped & ~real
@@ -210,7 +201,7 @@ def _parse_text(text: pa.Array) -> ParsedTimes:
     y, mo, d = _group(parts, "y", 4), _group(parts, "mo", 2), _group(parts, "d", 2)
     h, mi, s = _group(parts, "h", 2), _group(parts, "mi", 2), _group(parts, "s", 2)
     frac = pc.utf8_slice_codeunits(pc.utf8_rpad(pc.fill_null(pc.struct_field(parts, "f"), ""), 6, "0"), 0, 6)
-    us = _number(fixed_width_bytes(frac, 6), 0, 6)
+    us = matrix_number(fixed_width_bytes(frac, 6), 0, 6)
     micros, real = _civil(y, mo, d, h, mi, s)
     zulu = mask_of(pc.equal(pc.struct_field(parts, "z"), "Z"))
     signed = mask_of(pc.not_equal(pc.struct_field(parts, "os"), ""))
@@ -237,8 +228,8 @@ def _parse_numbers(text: pa.Array) -> ParsedTimes:
     frac_text = pc.fill_null(pc.struct_field(parts, "frac"), "")
     has_frac = mask_of(pc.not_equal(frac_text, ""))
     digits = fixed_width_bytes(pc.utf8_lpad(whole, 14, "0"), 14)
-    value = _number(digits, 0, 14)
-    frac_us = _number(
+    value = matrix_number(digits, 0, 14)
+    frac_us = matrix_number(
         fixed_width_bytes(pc.utf8_slice_codeunits(pc.utf8_rpad(frac_text, 6, "0"), 0, 6), 6), 0, 6
     )
 
@@ -266,12 +257,12 @@ def _parse_numbers(text: pa.Array) -> ParsedTimes:
     zero = np.zeros(n, dtype=np.int64)
     compact8 = rows & (length == 8) & ~has_frac
     if compact8.any():
-        ymd = (_number(digits, 6, 4), _number(digits, 10, 2), _number(digits, 12, 2))
+        ymd = (matrix_number(digits, 6, 4), matrix_number(digits, 10, 2), matrix_number(digits, 12, 2))
         micros, real = _civil(*ymd, zero, zero, zero)
         take(compact8, micros, False, real)
     compact14 = rows & (length == 14) & ~has_frac
     if compact14.any():
-        micros, real = _civil(*(_number(digits, k, 4 if k == 0 else 2) for k in (0, 4, 6, 8, 10, 12)))
+        micros, real = _civil(*(matrix_number(digits, k, 4 if k == 0 else 2) for k in (0, 4, 6, 8, 10, 12)))
         take(compact14, micros, False, real)
     # Unix timestamps: seconds (9-10 digits, a fraction allowed) and milliseconds (12-13 digits)
     take(rows & ((length == 9) | (length == 10)), value * US_PER_SECOND + frac_us, True)

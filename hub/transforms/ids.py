@@ -31,8 +31,10 @@ from hub.transforms.core import (
     Transform,
     TransformContext,
     TransformParamError,
+    civil_days,
     fixed_width_bytes,
     mask_of,
+    matrix_number,
     nfkc,
     null_mask,
     object_series,
@@ -57,8 +59,6 @@ FEMALE_WORDS = ("女", "女性", "f", "female", "2", "女士")
 
 _PROVINCE_LUT = np.zeros(100, dtype=bool)
 _PROVINCE_LUT[[int(p) for p in PROVINCES]] = True
-_POWERS4 = np.array([1000, 100, 10, 1], dtype=np.int64)
-_DAYS_IN_MONTH = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
 
 
 def check_digit(body17: str) -> str:
@@ -103,36 +103,39 @@ class IdNumbers:
 def check_ids(values: pd.Series, transform: str = "id_number") -> IdNumbers:
     """Normalise and check a column of resident ID numbers (15 or 18 characters)."""
     column = text_of(values)
-    text = pc.utf8_upper(pc.replace_substring_regex(trimmed(nfkc(column.text)), r"\s+", ""))
+    text = pc.replace_substring(trimmed(nfkc(column.text)), " ", "")
     n = len(text)
     null = null_mask(text)
     floats = column.non_text((float, np.floating))
     as_number = floats if floats is not None else np.zeros(n, dtype=bool)
-    shape18 = mask_of(pc.match_substring_regex(text, r"^\d{17}[\dX]$")) & ~as_number
-    shape15 = mask_of(pc.match_substring_regex(text, r"^\d{15}$")) & ~as_number
-    length = np.nan_to_num(np.asarray(pc.utf8_length(text).to_numpy(zero_copy_only=False), dtype=np.float64))
-    rows = np.flatnonzero(shape18 | shape15)
-    upgraded = pc.binary_join_element_wise(
-        pc.utf8_slice_codeunits(text, 0, 6), "19", pc.utf8_slice_codeunits(text, 6, 15), "0", ""
-    )
-    body = pc.if_else(pa.array(shape15), upgraded, text).take(pa.array(rows, type=pa.int64()))
-    matrix = fixed_width_bytes(body, 18).copy()
-    digits = matrix[:, :17].astype(np.int64) - 48
-    expected = np.frombuffer(ID_CHECK_CHARS, dtype=np.uint8)[(digits @ ID_WEIGHTS) % 11]
-    legacy = shape15[rows]
-    check_ok = legacy | (matrix[:, 17] == expected)
+    length = np.asarray(pc.binary_length(text).to_numpy(zero_copy_only=False), dtype=np.float64)
+    long, short = (length == 18) & ~as_number, (length == 15) & ~as_number
+
+    # One (k, 18) byte matrix for every 18- or 15-character row, 15-digit ones upgraded.
+    rows = np.flatnonzero(long | short)
+    matrix = np.empty((len(rows), 18), dtype=np.uint8)
+    is_long = long[rows]
+    matrix[is_long] = fixed_width_bytes(text.filter(pa.array(long)), 18)
+    legacy = fixed_width_bytes(text.filter(pa.array(short)), 15)
+    matrix[~is_long, :6] = legacy[:, :6]
+    matrix[~is_long, 6:8] = np.frombuffer(b"19", dtype=np.uint8)
+    matrix[~is_long, 8:17] = legacy[:, 6:]
+    matrix[:, 17][matrix[:, 17] == ord("x")] = ord("X")
+    body_digits = ((matrix[:, :17] >= 48) & (matrix[:, :17] <= 57)).all(axis=1)
+    last = matrix[:, 17]
+    shaped = body_digits & (~is_long | ((last >= 48) & (last <= 57)) | (last == ord("X")))
+
+    total = np.zeros(len(rows), dtype=np.int64)
+    for k, weight in enumerate(ID_WEIGHTS):
+        total += (matrix[:, k].astype(np.int64) - 48) * weight
+    expected = np.frombuffer(ID_CHECK_CHARS, dtype=np.uint8)[total % 11]
+    check_ok = ~is_long | (last == expected)
     matrix[:, 17] = expected
 
-    y = digits[:, 6:10] @ _POWERS4
-    mo = digits[:, 10:12] @ _POWERS4[2:]
-    d = digits[:, 12:14] @ _POWERS4[2:]
-    leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
-    month_ok = (mo >= 1) & (mo <= 12)
-    dim = _DAYS_IN_MONTH[np.where(month_ok, mo, 1) - 1] + ((mo == 2) & leap)
-    real = month_ok & (d >= 1) & (d <= dim) & (y >= 1)
-    months = (np.where(real, y, 1970) - 1970) * 12 + np.where(real, mo, 1) - 1
-    birth = months.astype("datetime64[M]").astype("datetime64[D]") + (np.where(real, d, 1) - 1)
-    birth[~real] = np.datetime64("NaT")
+    days, real = civil_days(
+        matrix_number(matrix, 6, 4), matrix_number(matrix, 10, 2), matrix_number(matrix, 12, 2)
+    )
+    birth = days.astype("datetime64[D]")
     future = real & (birth > _today())
     too_early = real & (birth < EARLIEST_BIRTH)
 
@@ -141,28 +144,27 @@ def check_ids(values: pd.Series, transform: str = "id_number") -> IdNumbers:
         full[rows] = sub
         return full
 
+    wrong_shape = ~null & ~spread(shaped)
     errors = reasons(
         n,
         [
             (as_number & ~null, f"{transform}: a number, not text (digits may have been lost)"),
-            (
-                ~null & ~shape18 & ~shape15 & (length == 18),
-                f"{transform}: only digits and a final X are allowed",
-            ),
-            (~null & ~shape18 & ~shape15, f"{transform}: must be 18 characters (or 15 digits)"),
+            (wrong_shape & long, f"{transform}: only digits and a final X are allowed"),
+            (wrong_shape, f"{transform}: must be 18 characters (or 15 digits)"),
             (spread(~check_ok), f"{transform}: check digit does not match"),
             (spread(~real), f"{transform}: birth date is not a real date"),
             (spread(future), f"{transform}: birth date is in the future"),
             (spread(too_early), f"{transform}: birth date is before 1900"),
         ],
     )
-    ok_sub = check_ok & real & ~future & ~too_early
+    ok_sub = shaped & check_ok & real & ~future & ~too_early
     valid = spread(ok_sub)
     ids = _scatter_text(n, rows[ok_sub], _from_matrix(matrix[ok_sub]))
     birth_full = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
     birth_full[rows[ok_sub]] = birth[ok_sub]
-    male = spread((digits[:, 16] % 2 == 1) & ok_sub)
-    unknown = spread(ok_sub & ~_PROVINCE_LUT[digits[:, 0] * 10 + digits[:, 1]])
+    male = spread(ok_sub & (matrix[:, 16] % 2 == 1))  # ASCII digits keep their parity
+    province = np.clip(matrix_number(matrix, 0, 2), 0, 99)
+    unknown = spread(ok_sub & ~_PROVINCE_LUT[province])
     return IdNumbers(ids, birth_full, male, valid, null, errors, unknown)
 
 
