@@ -41,10 +41,12 @@ app.add_typer(config_app, name="config")
 def _add_subapps() -> None:
     """Command groups that live in their own modules."""
     from hub.cli_mapping import mapping_app
+    from hub.cli_people import people_app
     from hub.cli_schema import schema_app
 
     app.add_typer(schema_app, name="schema", help="The canonical employee schema.")
     app.add_typer(mapping_app, name="mapping", help="Mapping files: check them, preview them.")
+    app.add_typer(people_app, name="people", help="Persons resolved across systems (masked).")
 
 
 _add_subapps()

@@ -189,3 +189,105 @@ class Secret(Base):
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary(length=2**24))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- identity resolution (hub.identity) ---------------------------------------------------
+# One row per Person; every identifier lives only as a keyed digest (person_index,
+# person_links) and the canonical fields only sealed (persons.fields_ciphertext).
+
+
+class PersonRow(Base):
+    """A resolved person: canonical fields sealed with purpose "person", context "persons|<hub_id>"."""
+
+    __tablename__ = "persons"
+    hub_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: provisional person of an ambiguous record: see identity_reviews
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    rehire: Mapped[bool] = mapped_column(Boolean, default=False)
+    rehired_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    fields_ciphertext: Mapped[bytes] = mapped_column(LargeBinary(length=2**24))
+
+
+class PersonIndex(Base):
+    """Blind index of a person's identifiers: kind (id_number, email, phone, name_birth) + digest.
+
+    ``unique_digest`` repeats the digest for kind ``id_number`` only (NULL otherwise), so an ID
+    number belongs to one person on every backend (MariaDB has no partial unique indexes).
+    """
+
+    __tablename__ = "person_index"
+    __table_args__ = (Index("ix_person_index_kind_digest", "kind", "digest"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_id: Mapped[str] = mapped_column(ForeignKey("persons.hub_id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    digest: Mapped[str] = mapped_column(String(32))
+    unique_digest: Mapped[str | None] = mapped_column(String(32), unique=True, nullable=True)
+
+
+class PersonLink(Base):
+    """A source record resolved to a person: the connector and the keyed digest of its remote id."""
+
+    __tablename__ = "person_links"
+    __table_args__ = (UniqueConstraint("source", "remote_digest"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_id: Mapped[str] = mapped_column(ForeignKey("persons.hub_id", ondelete="CASCADE"), index=True)
+    source: Mapped[str] = mapped_column(String(200))
+    remote_digest: Mapped[str] = mapped_column(String(32))
+    #: this record brought a terminated person back (a rehire)
+    rehire: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PersonProvenance(Base):
+    """Which source set a canonical field of a person, and when it observed the value."""
+
+    __tablename__ = "person_provenance"
+    person_id: Mapped[str] = mapped_column(ForeignKey("persons.hub_id", ondelete="CASCADE"), primary_key=True)
+    field: Mapped[str] = mapped_column(String(100), primary_key=True)
+    source: Mapped[str] = mapped_column(String(200))
+    observed_at: Mapped[datetime] = mapped_column()
+
+
+class IdentityConflict(Base):
+    """Two sources disagreeing on a field of a person; the values themselves are sealed."""
+
+    __tablename__ = "identity_conflicts"
+    __table_args__ = (UniqueConstraint("person_id", "field", "pair_digest"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    person_id: Mapped[str] = mapped_column(ForeignKey("persons.hub_id", ondelete="CASCADE"), index=True)
+    field: Mapped[str] = mapped_column(String(100))
+    #: "value" (sources disagree) or "id_number" (an ID number contradicts the matched person)
+    kind: Mapped[str] = mapped_column(String(20))
+    #: "resolved" (source priority decided) or "open" (kept the existing value; needs a person)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    existing_source: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    incoming_source: Mapped[str] = mapped_column(String(200))
+    winner_source: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    #: keyed digest of the two values: the same disagreement is recorded once
+    pair_digest: Mapped[str] = mapped_column(String(32))
+    observed_at: Mapped[datetime] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: {"existing": ..., "incoming": ...}, sealed with context "identity_conflicts|<id>"
+    details_ciphertext: Mapped[bytes] = mapped_column(LargeBinary(length=2**24))
+
+
+class IdentityReview(Base):
+    """An ambiguous source record, not merged: its provisional person, candidates and reason."""
+
+    __tablename__ = "identity_reviews"
+    __table_args__ = (UniqueConstraint("source", "remote_digest"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    person_id: Mapped[str] = mapped_column(ForeignKey("persons.hub_id", ondelete="CASCADE"), index=True)
+    source: Mapped[str] = mapped_column(String(200))
+    remote_digest: Mapped[str] = mapped_column(String(32))
+    #: why it is ambiguous, in words without personal data
+    reason: Mapped[str] = mapped_column(String(500))
+    #: [{"person_id": ..., "via": rule}, ...]
+    candidates: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    #: the record's fields, sealed with context "identity_reviews|<id>"
+    details_ciphertext: Mapped[bytes] = mapped_column(LargeBinary(length=2**24))

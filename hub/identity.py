@@ -1,0 +1,1105 @@
+"""Identity resolution: the records several sources hold about one human resolve to one Person.
+
+The ATS, the assessment platform, interview scorecards and the HR master each describe people
+under their own ids. :class:`IdentityResolver` links every source record (a
+:class:`SourcePerson`) to a hub person, in hub's state store:
+
+* **Matching** (rules configurable, in order): ``id_number`` (exact resident ID number),
+  ``email`` (trimmed, lower-cased) and ``phone_name`` (E.164 phone plus a name equal after
+  NFKC / whitespace normalisation, allowing ``max_name_edits`` typos). A record already linked
+  (same source, same remote id) goes straight to its person, so re-runs are idempotent.
+* **Ambiguity**: a record whose rules point at two different persons, or that matches only
+  weakly (phone equal but the name differs by more than a typo; name and birth date equal and
+  nothing else), is *not* merged. It gets its own provisional person flagged ``needs_review``
+  and a row in ``identity_reviews`` with the candidates and the reason.
+* **Merging**: each canonical field remembers which source set it and when
+  (``person_provenance``). Disagreements are decided by source priority per field (default: the
+  order of ``IdentityConfig.sources``) and recorded in ``identity_conflicts``; with equal or
+  unknown priority the existing value stays and the conflict is left ``open``. An ID number is
+  never overwritten: a different one is always an open conflict.
+* **Rehire**: a terminated person (``employment_status == "terminated"`` or a
+  ``terminated_at``) seen again from a rehire source (the ATS) after the termination is flagged.
+
+Nothing personal is stored in clear: fields are sealed (purpose ``person``, context
+``persons|<hub_id>``), identifiers are kept as keyed digests in ``person_index`` and remote ids
+as digests in ``person_links``. Lookups go through the digests; only candidate persons are
+decrypted. Resolution is not safe against a *concurrent* resolver on the same store (two could
+create one person twice): run it under the pipeline's lease.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import orjson
+import phonenumbers
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from hub.crypto import Keyring
+from hub.errors import ConfigProblem, ConfigurationError
+from hub.store import Database
+from hub.store.models import (
+    IdentityConflict,
+    IdentityReview,
+    PersonIndex,
+    PersonLink,
+    PersonProvenance,
+    PersonRow,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    from hub.project import Project
+
+#: Matching rules, in their default order.
+RULES: tuple[str, ...] = ("id_number", "email", "phone_name")
+#: Identifier kinds a person can be found by (``people find``).
+LOOKUP_KINDS: tuple[str, ...] = ("id_number", "email", "phone")
+#: Kinds of rows in ``person_index``; ``name_birth`` only feeds the weak-match review.
+INDEX_KINDS: tuple[str, ...] = (*LOOKUP_KINDS, "name_birth")
+#: Fields that hold a person's name (compared for ``phone_name``).
+NAME_FIELDS: tuple[str, ...] = ("full_name", "name", "family_name", "given_name")
+#: Fields never overwritten once set: a different value is an open conflict.
+IDENTITY_FIELDS: frozenset[str] = frozenset({"id_number"})
+#: Purpose (key) and context prefix of everything sealed here.
+SEAL_PURPOSE = "person"
+
+Action = Literal["created", "matched", "linked", "review"]
+
+_IN_CHUNK = 500
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+_MIDDLE_DOTS = re.compile(r"[·•・･.．‧∙]")
+_RIC_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+
+# -- normalisation -------------------------------------------------------------------------
+
+
+def _nfkc(value: Any) -> str:
+    return unicodedata.normalize("NFKC", str(value)).translate(_INVISIBLE).strip()
+
+
+def normalise_id_number(value: Any) -> str | None:
+    """NFKC, no spaces, upper-case check character; a 15-digit legacy number is upgraded to 18."""
+    if value is None:
+        return None
+    text = "".join(_nfkc(value).split()).upper()
+    if len(text) == 15 and text.isdigit():
+        body = text[:6] + "19" + text[6:]
+        text = body + "10X98765432"[sum(int(d) * w for d, w in zip(body, _RIC_WEIGHTS, strict=True)) % 11]
+    return text or None
+
+
+def normalise_email(value: Any) -> str | None:
+    """Trimmed and lower-cased (after NFKC, so a full-width ``＠`` is ``@``); dots are kept."""
+    if value is None:
+        return None
+    return _nfkc(value).lower() or None
+
+
+def normalise_phone(value: Any, region: str = "CN") -> str | None:
+    """E.164 (``+8613800138000``) when the number parses, else its digits."""
+    if value is None:
+        return None
+    text = _nfkc(value)
+    if not text:
+        return None
+    try:
+        parsed = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        parsed = None
+    if parsed is not None and phonenumbers.is_possible_number(parsed):
+        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    digits = re.sub(r"\D", "", text)
+    if not digits:
+        return None
+    return "+" + digits if text.startswith("+") else digits
+
+
+def normalise_name(value: Any) -> str | None:
+    """NFKC, no whitespace or invisible characters, one middle dot, case-folded."""
+    if value is None:
+        return None
+    text = _MIDDLE_DOTS.sub("·", _nfkc(value))
+    return "".join(text.split()).casefold() or None
+
+
+def normalise(kind: str, value: Any, region: str = "CN") -> str | None:
+    """Normalise ``value`` as an identifier of ``kind`` (id_number, email or phone)."""
+    if kind == "id_number":
+        return normalise_id_number(value)
+    if kind == "email":
+        return normalise_email(value)
+    if kind == "phone":
+        return normalise_phone(value, region)
+    raise ValueError(f"unknown identifier kind {kind!r} (known: {', '.join(LOOKUP_KINDS)})")
+
+
+def within_edits(a: str, b: str, limit: int) -> bool:
+    """True if the Levenshtein distance of ``a`` and ``b`` is at most ``limit``."""
+    if a == b:
+        return True
+    if limit <= 0 or abs(len(a) - len(b)) > limit:
+        return False
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb))
+        if min(current) > limit:
+            return False
+        previous = current
+    return previous[-1] <= limit
+
+
+def name_keys(fields: Mapping[str, Any]) -> list[str]:
+    """The normalised names of a record, most specific first (full name, then family + given)."""
+    keys: list[str] = []
+    for key in ("full_name", "name"):
+        name = normalise_name(fields.get(key)) if fields.get(key) else None
+        if name and name not in keys:
+            keys.append(name)
+    family, given = fields.get("family_name"), fields.get("given_name")
+    if family or given:
+        name = normalise_name(f"{family or ''}{given or ''}")
+        if name and name not in keys:
+            keys.append(name)
+    return keys
+
+
+def names_match(a: Sequence[str], b: Sequence[str], max_edits: int) -> bool:
+    """True if some name of ``a`` equals some name of ``b`` but for ``max_edits`` typos."""
+    return any(within_edits(x, y, max_edits) for x in a for y in b)
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-plain, comparable form of a field value; None for empty values."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, bool | int):
+        return value
+    plain = orjson.loads(orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS))
+    return None if plain in ([], {}, "") else plain
+
+
+def _canon(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _utc(value: datetime) -> datetime:
+    """Aware UTC, whole seconds (MariaDB keeps no fractions): comparable after a round trip."""
+    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return aware.replace(microsecond=0)
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return _utc(value)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if isinstance(value, str):
+        try:
+            return _utc(datetime.fromisoformat(value.strip()))
+        except ValueError:
+            return None
+    return None
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# -- configuration and the public records ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    """How records are matched and merged.
+
+    ``sources``: connector names, highest priority first; the default priority of every field.
+    ``rules``: matching rules switched on, in the order they are reported (subset of :data:`RULES`).
+    ``field_priority``: per field, connectors highest first; connectors it does not list rank
+    below those it lists and have unknown priority among themselves.
+    ``rehire_sources``: connectors whose new records bring a terminated person back (the ATS).
+    ``max_name_edits``: typos allowed between two names for ``phone_name`` (Levenshtein).
+    ``review_name_birth``: send a record whose name and birth date match a person, with no
+    other match, to review (else it becomes a new person).
+    """
+
+    sources: tuple[str, ...] = ()
+    rules: tuple[str, ...] = RULES
+    field_priority: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    rehire_sources: tuple[str, ...] = ("ats",)
+    max_name_edits: int = 1
+    review_name_birth: bool = True
+    phone_region: str = "CN"
+
+    def __post_init__(self) -> None:
+        problems = [
+            ConfigProblem("identity.rules", f"unknown rule {rule!r} (known: {', '.join(RULES)})")
+            for rule in self.rules
+            if rule not in RULES
+        ]
+        if len(set(self.rules)) != len(self.rules):
+            problems.append(ConfigProblem("identity.rules", "a rule is listed twice"))
+        if self.max_name_edits < 0:
+            problems.append(ConfigProblem("identity.max_name_edits", "must be 0 or more"))
+        if problems:
+            raise ConfigurationError(problems)
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any], where: str = "identity") -> IdentityConfig:
+        """Read an ``[identity]`` table (keys as the attributes of this class)."""
+        known = {f.name for f in fields(cls)}
+        problems = [
+            ConfigProblem(f"{where}.{key}", f"unknown key (known: {', '.join(sorted(known))})")
+            for key in set(raw) - known
+        ]
+        lists: dict[str, tuple[str, ...]] = {}
+        for key in ("sources", "rules", "rehire_sources"):
+            value = raw.get(key)
+            if value is None:
+                continue
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                problems.append(ConfigProblem(f"{where}.{key}", "must be a list of strings"))
+            else:
+                lists[key] = tuple(value)
+        priority: dict[str, tuple[str, ...]] = {}
+        raw_priority = raw.get("field_priority", {})
+        if not isinstance(raw_priority, Mapping):
+            problems.append(ConfigProblem(f"{where}.field_priority", "must be a table of lists"))
+        else:
+            for name, order in raw_priority.items():
+                if not isinstance(order, list) or not all(isinstance(v, str) for v in order):
+                    problems.append(
+                        ConfigProblem(f"{where}.field_priority.{name}", "must be a list of strings")
+                    )
+                else:
+                    priority[str(name)] = tuple(order)
+        edits = raw.get("max_name_edits", 1)
+        if not isinstance(edits, int) or isinstance(edits, bool):
+            problems.append(ConfigProblem(f"{where}.max_name_edits", "must be an integer"))
+            edits = 1
+        review = raw.get("review_name_birth", True)
+        if not isinstance(review, bool):
+            problems.append(ConfigProblem(f"{where}.review_name_birth", "must be true or false"))
+            review = True
+        if problems:
+            raise ConfigurationError(problems)
+        return cls(
+            sources=lists.get("sources", ()),
+            rules=lists.get("rules", RULES),
+            field_priority=priority,
+            rehire_sources=lists.get("rehire_sources", ("ats",)),
+            max_name_edits=edits,
+            review_name_birth=review,
+            phone_region=str(raw.get("phone_region", "CN")),
+        )
+
+    def rank(self, field_name: str, source: str | None) -> int | None:
+        """Priority of ``source`` for ``field_name``: 0 is highest, None unknown."""
+        order = self.field_priority.get(field_name, self.sources)
+        return order.index(source) if source in order else None
+
+
+@dataclass(frozen=True)
+class SourcePerson:
+    """One source record about a person.
+
+    ``fields`` holds canonical person fields (``family_name``, ``given_name``, ``full_name``,
+    ``id_number`` (18 characters), ``email``, ``phone`` (E.164), ``birth_date``, ``gender``,
+    ``employment_status``, ``terminated_at``, ...) and any other fields; empty values are ignored.
+    """
+
+    source: str
+    remote_id: str
+    observed_at: datetime
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConflictNote:
+    """A disagreement recorded while resolving one record (values are in the sealed row only)."""
+
+    field: str
+    kind: str  # "value" or "id_number"
+    status: str  # "resolved" or "open"
+    existing_source: str | None
+    incoming_source: str
+    winner_source: str | None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A person an ambiguous record could belong to, and the rule (or weak signal) that said so."""
+
+    person_id: str
+    via: str
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What became of one :class:`SourcePerson`.
+
+    ``action``: ``created`` (a new person), ``matched`` (linked to an existing person by
+    ``matched_by``), ``linked`` (the record was linked before) or ``review`` (ambiguous: the
+    person is a provisional one flagged ``needs_review``; see ``review_reason`` and ``candidates``).
+    """
+
+    source: str
+    remote_id: str
+    person_id: str
+    action: Action
+    matched_by: str | None
+    needs_review: bool
+    rehire: bool
+    changed_fields: tuple[str, ...] = ()
+    conflicts: tuple[ConflictNote, ...] = ()
+    review_reason: str | None = None
+    candidates: tuple[Candidate, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProvenanceView:
+    source: str
+    observed_at: datetime
+
+
+@dataclass(frozen=True)
+class LinkView:
+    source: str
+    rehire: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ConflictView:
+    id: str
+    field: str
+    kind: str
+    status: str
+    existing_source: str | None
+    incoming_source: str
+    winner_source: str | None
+    observed_at: datetime
+    existing: Any
+    incoming: Any
+
+
+@dataclass(frozen=True)
+class ReviewView:
+    id: str
+    person_id: str
+    source: str
+    reason: str
+    candidates: tuple[Candidate, ...]
+    status: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class PersonView:
+    """A person as stored, decrypted: show it only masked (``hub.masking``)."""
+
+    hub_id: str
+    created_at: datetime
+    updated_at: datetime
+    needs_review: bool
+    rehire: bool
+    rehired_at: datetime | None
+    fields: dict[str, Any]
+    provenance: dict[str, ProvenanceView]
+    links: tuple[LinkView, ...]
+    conflicts: tuple[ConflictView, ...]
+    reviews: tuple[ReviewView, ...]
+
+
+# -- the resolver ------------------------------------------------------------------------------
+
+
+class IdentityResolver:
+    """Resolves source records to hub persons in the state store ``db``."""
+
+    def __init__(
+        self,
+        db: Database,
+        keyring: Keyring,
+        config: IdentityConfig | None = None,
+        *,
+        batch_size: int = 1000,
+    ) -> None:
+        self.db = db
+        self.keyring = keyring
+        self.config = config or IdentityConfig()
+        self.batch_size = batch_size
+
+    @classmethod
+    def for_project(cls, project: Project, config: IdentityConfig | None = None) -> IdentityResolver:
+        """A resolver over the project's state store and keys."""
+        return cls(project.db, project.keyring, config)
+
+    # resolving
+
+    def resolve(self, records: Iterable[SourcePerson]) -> list[Resolution]:
+        """Resolve ``records`` in order (batches of ``batch_size``, one transaction each)."""
+        run = _Run(self)
+        results: list[Resolution] = []
+        for batch in _chunks(records, self.batch_size):
+            results.extend(run.resolve_batch(batch))
+        return results
+
+    def resolve_one(self, record: SourcePerson) -> Resolution:
+        return self.resolve([record])[0]
+
+    # lookups
+
+    def digest(self, kind: str, normalised: str) -> str:
+        """The blind-index digest of an already normalised identifier."""
+        return self.keyring.blind(normalised, kind)
+
+    def find(self, kind: str, value: str) -> list[str]:
+        """Hub ids of the persons with identifier ``kind`` (id_number, email, phone) = ``value``."""
+        norm = normalise(kind, value, self.config.phone_region)
+        if norm is None:
+            return []
+        digest = self.digest(kind, norm)
+        with self.db.session() as session:
+            rows = session.execute(
+                select(PersonIndex.person_id)
+                .where(PersonIndex.kind == kind, PersonIndex.digest == digest)
+                .order_by(PersonIndex.id)
+            ).scalars()
+            return list(dict.fromkeys(rows))
+
+    def person_of(self, source: str, remote_id: str) -> str | None:
+        """Hub id of the person a source record is linked to."""
+        digest = self.keyring.blind(remote_id, "remote_id")
+        with self.db.session() as session:
+            return session.execute(
+                select(PersonLink.person_id).where(
+                    PersonLink.source == source, PersonLink.remote_digest == digest
+                )
+            ).scalar_one_or_none()
+
+    def get_person(self, hub_id: str) -> PersonView | None:
+        """The person, decrypted, with provenance, links, conflicts and reviews."""
+        with self.db.session() as session:
+            row = session.get(PersonRow, hub_id)
+            if row is None:
+                return None
+            provenance = {
+                p.field: ProvenanceView(p.source, _utc(p.observed_at))
+                for p in session.execute(
+                    select(PersonProvenance).where(PersonProvenance.person_id == hub_id)
+                ).scalars()
+            }
+            links = tuple(
+                LinkView(link.source, link.rehire, _utc(link.created_at))
+                for link in session.execute(
+                    select(PersonLink).where(PersonLink.person_id == hub_id).order_by(PersonLink.id)
+                ).scalars()
+            )
+            conflicts = tuple(
+                self._conflict_view(c)
+                for c in session.execute(
+                    select(IdentityConflict)
+                    .where(IdentityConflict.person_id == hub_id)
+                    .order_by(IdentityConflict.created_at, IdentityConflict.field)
+                ).scalars()
+            )
+            reviews = tuple(
+                _review_view(r)
+                for r in session.execute(
+                    select(IdentityReview)
+                    .where(IdentityReview.person_id == hub_id)
+                    .order_by(IdentityReview.created_at)
+                ).scalars()
+            )
+            return PersonView(
+                hub_id=row.hub_id,
+                created_at=_utc(row.created_at),
+                updated_at=_utc(row.updated_at),
+                needs_review=row.needs_review,
+                rehire=row.rehire,
+                rehired_at=_utc(row.rehired_at) if row.rehired_at else None,
+                fields=self._open_fields(row.hub_id, row.fields_ciphertext),
+                provenance=provenance,
+                links=links,
+                conflicts=conflicts,
+                reviews=reviews,
+            )
+
+    def reviews(self, status: str | None = "open") -> list[ReviewView]:
+        """Ambiguous records waiting for a person (``status=None``: all of them)."""
+        query = select(IdentityReview).order_by(IdentityReview.created_at)
+        if status is not None:
+            query = query.where(IdentityReview.status == status)
+        with self.db.session() as session:
+            return [_review_view(r) for r in session.execute(query).scalars()]
+
+    # sealing
+
+    def _seal(self, payload: Any, context: str) -> bytes:
+        return self.keyring.seal(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS), SEAL_PURPOSE, context)
+
+    def _open(self, sealed: bytes, context: str) -> Any:
+        return orjson.loads(self.keyring.open(sealed, SEAL_PURPOSE, context))
+
+    def _seal_fields(self, hub_id: str, fields: Mapping[str, Any]) -> bytes:
+        return self._seal(dict(fields), f"persons|{hub_id}")
+
+    def _open_fields(self, hub_id: str, sealed: bytes) -> dict[str, Any]:
+        opened = self._open(sealed, f"persons|{hub_id}")
+        return dict(opened) if isinstance(opened, dict) else {}
+
+    def _conflict_view(self, row: IdentityConflict) -> ConflictView:
+        details = self._open(row.details_ciphertext, f"identity_conflicts|{row.id}")
+        return ConflictView(
+            id=row.id,
+            field=row.field,
+            kind=row.kind,
+            status=row.status,
+            existing_source=row.existing_source,
+            incoming_source=row.incoming_source,
+            winner_source=row.winner_source,
+            observed_at=_utc(row.observed_at),
+            existing=details.get("existing"),
+            incoming=details.get("incoming"),
+        )
+
+
+def _review_view(row: IdentityReview) -> ReviewView:
+    return ReviewView(
+        id=row.id,
+        person_id=row.person_id,
+        source=row.source,
+        reason=row.reason,
+        candidates=tuple(Candidate(str(c["person_id"]), str(c["via"])) for c in row.candidates or []),
+        status=row.status,
+        created_at=_utc(row.created_at),
+    )
+
+
+# -- one resolve() call: caches of what was read, and the rows to write ---------------------------
+
+
+@dataclass
+class _Person:
+    hub_id: str
+    fields: dict[str, Any]
+    provenance: dict[str, tuple[str, datetime]]
+    created_at: datetime
+    needs_review: bool = False
+    rehire: bool = False
+    rehired_at: datetime | None = None
+    new: bool = False
+    dirty: bool = False
+    prov_dirty: set[str] = field(default_factory=set)
+    prov_stored: set[str] = field(default_factory=set)
+    conflict_keys: set[tuple[str, str]] = field(default_factory=set)
+
+    def names(self) -> list[str]:
+        return name_keys(self.fields)
+
+
+@dataclass
+class _Link:
+    person_id: str
+    rehire: bool
+
+
+@dataclass
+class _Prepared:
+    record: SourcePerson
+    observed_at: datetime
+    link_digest: str
+    values: dict[str, Any]
+    digests: dict[str, str]
+    names: list[str]
+
+
+class _Run:
+    """State of one :meth:`IdentityResolver.resolve` call, across its batches."""
+
+    def __init__(self, resolver: IdentityResolver) -> None:
+        self.resolver = resolver
+        self.keyring = resolver.keyring
+        self.config = resolver.config
+        self.persons: dict[str, _Person] = {}
+        #: (kind, digest) -> person ids; complete for every key present
+        self.index: dict[tuple[str, str], set[str]] = {}
+        #: (source, remote digest) -> link, or None when known to be absent
+        self.links: dict[tuple[str, str], _Link | None] = {}
+        self.review_of: dict[tuple[str, str], ReviewView] = {}
+        self.touched: set[str] = set()
+        self.new_index: list[dict[str, Any]] = []
+        self.new_links: list[dict[str, Any]] = []
+        self.new_conflicts: list[dict[str, Any]] = []
+        self.new_reviews: list[dict[str, Any]] = []
+
+    # preparing and prefetching
+
+    def prepare(self, record: SourcePerson) -> _Prepared:
+        values: dict[str, Any] = {}
+        for key, raw in record.fields.items():
+            if key in LOOKUP_KINDS:
+                value: Any = normalise(key, raw, self.config.phone_region) if raw is not None else None
+            else:
+                value = _plain(raw)
+            if value is not None:
+                values[str(key)] = value
+        digests = {kind: self.keyring.blind(values[kind], kind) for kind in LOOKUP_KINDS if kind in values}
+        names = name_keys(values)
+        birth = values.get("birth_date") or values.get("date_of_birth")
+        if names and birth:
+            digests["name_birth"] = self.keyring.blind(f"{names[0]}|{str(birth)[:10]}", "name_birth")
+        return _Prepared(
+            record=record,
+            observed_at=_utc(record.observed_at),
+            link_digest=self.keyring.blind(str(record.remote_id), "remote_id"),
+            values=values,
+            digests=digests,
+            names=names,
+        )
+
+    def prefetch(self, session: Session, batch: list[_Prepared]) -> None:
+        wanted_links = {(p.record.source, p.link_digest) for p in batch} - self.links.keys()
+        for digests in _chunks(sorted({d for _, d in wanted_links}), _IN_CHUNK):
+            rows = session.execute(
+                select(
+                    PersonLink.person_id, PersonLink.source, PersonLink.remote_digest, PersonLink.rehire
+                ).where(PersonLink.remote_digest.in_(digests))
+            )
+            for person_id, source, digest, rehire in rows:
+                if (source, digest) in wanted_links:
+                    self.links[(source, digest)] = _Link(person_id, rehire)
+        for key in wanted_links:
+            self.links.setdefault(key, None)
+
+        wanted_index = {(k, d) for p in batch for k, d in p.digests.items()} - self.index.keys()
+        for kind in INDEX_KINDS:
+            of_kind = sorted(d for k, d in wanted_index if k == kind)
+            for digests in _chunks(of_kind, _IN_CHUNK):
+                for key in digests:
+                    self.index[(kind, key)] = set()
+                index_rows = session.execute(
+                    select(PersonIndex.person_id, PersonIndex.digest).where(
+                        PersonIndex.kind == kind, PersonIndex.digest.in_(digests)
+                    )
+                )
+                for person_id, digest in index_rows:
+                    self.index[(kind, digest)].add(person_id)
+
+        needed = {link.person_id for key in wanted_links if (link := self.links[key]) is not None}
+        for key in wanted_index:
+            needed |= self.index[key]
+        self.load_persons(session, needed - self.persons.keys())
+
+    def load_persons(self, session: Session, ids: set[str]) -> None:
+        for chunk in _chunks(sorted(ids), _IN_CHUNK):
+            for row in session.execute(select(PersonRow).where(PersonRow.hub_id.in_(chunk))).scalars():
+                self.persons[row.hub_id] = _Person(
+                    hub_id=row.hub_id,
+                    fields=self.resolver._open_fields(row.hub_id, row.fields_ciphertext),
+                    provenance={},
+                    created_at=_utc(row.created_at),
+                    needs_review=row.needs_review,
+                    rehire=row.rehire,
+                    rehired_at=_utc(row.rehired_at) if row.rehired_at else None,
+                )
+            for prov in session.execute(
+                select(PersonProvenance).where(PersonProvenance.person_id.in_(chunk))
+            ).scalars():
+                person = self.persons[prov.person_id]
+                person.provenance[prov.field] = (prov.source, _utc(prov.observed_at))
+                person.prov_stored.add(prov.field)
+            for person_id, field_name, pair in session.execute(
+                select(
+                    IdentityConflict.person_id, IdentityConflict.field, IdentityConflict.pair_digest
+                ).where(IdentityConflict.person_id.in_(chunk))
+            ):
+                self.persons[person_id].conflict_keys.add((field_name, pair))
+            in_review = [pid for pid in chunk if pid in self.persons and self.persons[pid].needs_review]
+            if in_review:
+                for review in session.execute(
+                    select(IdentityReview).where(IdentityReview.person_id.in_(in_review))
+                ).scalars():
+                    self.review_of[(review.source, review.remote_digest)] = _review_view(review)
+
+    # resolving
+
+    def resolve_batch(self, records: list[SourcePerson]) -> list[Resolution]:
+        batch = [self.prepare(r) for r in records]
+        with self.resolver.db.session() as session:
+            self.prefetch(session, batch)
+            results = [self.resolve_record(p) for p in batch]
+            self.flush(session)
+        return results
+
+    def resolve_record(self, p: _Prepared) -> Resolution:
+        source, remote_id = p.record.source, str(p.record.remote_id)
+        link = self.links.get((source, p.link_digest))
+        if link is not None:
+            person = self.persons[link.person_id]
+            changed, notes = self.merge(person, p)
+            self.add_index(person, p)
+            review = self.review_of.get((source, p.link_digest))
+            return Resolution(
+                source=source,
+                remote_id=remote_id,
+                person_id=person.hub_id,
+                action="review" if person.needs_review else "linked",
+                matched_by="link",
+                needs_review=person.needs_review,
+                rehire=link.rehire,
+                changed_fields=changed,
+                conflicts=notes,
+                review_reason=review.reason if review else None,
+                candidates=review.candidates if review else (),
+            )
+
+        strong, weak = self.match(p)
+        settled = [pid for pid in strong if not self.persons[pid].needs_review] or list(strong)
+        if len(settled) == 1:
+            person = self.persons[settled[0]]
+            rehire = not person.needs_review and self.is_rehire(person, p)
+            if rehire:
+                person.rehire, person.rehired_at, person.dirty = True, p.observed_at, True
+                self.touched.add(person.hub_id)
+            self.add_link(person, p, rehire=rehire)
+            changed, notes = self.merge(person, p)
+            self.add_index(person, p)
+            return Resolution(
+                source=source,
+                remote_id=remote_id,
+                person_id=person.hub_id,
+                action="matched",
+                matched_by=strong[person.hub_id][0],
+                needs_review=person.needs_review,
+                rehire=rehire,
+                changed_fields=changed,
+                conflicts=notes,
+            )
+
+        if settled:
+            rules = sorted({rule for pid in settled for rule in strong[pid]}, key=RULES.index)
+            reason = f"{' and '.join(rules)} match {len(settled)} different persons"
+            candidates = tuple(Candidate(pid, "+".join(strong[pid])) for pid in settled)
+        elif weak:
+            reason = "; ".join(dict.fromkeys(why for reasons in weak.values() for why in reasons))
+            candidates = tuple(Candidate(pid, "+".join(reasons)) for pid, reasons in weak.items())
+        else:
+            person = self.create_person(p, needs_review=False)
+            changed, notes = self.merge(person, p)
+            self.add_index(person, p)
+            return Resolution(
+                source=source,
+                remote_id=remote_id,
+                person_id=person.hub_id,
+                action="created",
+                matched_by=None,
+                needs_review=False,
+                rehire=False,
+                changed_fields=changed,
+                conflicts=notes,
+            )
+        return self.send_to_review(p, reason, candidates)
+
+    def match(self, p: _Prepared) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        """Persons the rules point at (strong) and persons only weak signals point at."""
+        strong: dict[str, list[str]] = {}
+        weak: dict[str, list[str]] = {}
+        for rule in self.config.rules:
+            kind = "phone" if rule == "phone_name" else rule
+            digest = p.digests.get(kind)
+            if digest is None:
+                continue
+            for pid in sorted(self.index.get((kind, digest), ())):
+                if rule != "phone_name":
+                    strong.setdefault(pid, []).append(rule)
+                    continue
+                theirs = self.persons[pid].names()
+                if p.names and theirs and names_match(p.names, theirs, self.config.max_name_edits):
+                    strong.setdefault(pid, []).append(rule)
+                elif not self.persons[pid].needs_review:
+                    why = (
+                        "phone matches but the name differs"
+                        if p.names and theirs
+                        else "phone matches, no name"
+                    )
+                    weak.setdefault(pid, []).append(why)
+        if strong:
+            return strong, {}
+        name_birth = p.digests.get("name_birth")
+        if self.config.review_name_birth and name_birth is not None:
+            for pid in sorted(self.index.get(("name_birth", name_birth), ())):
+                if not self.persons[pid].needs_review:
+                    weak.setdefault(pid, []).append("name and birth date match, nothing else")
+        return strong, weak
+
+    def is_rehire(self, person: _Person, p: _Prepared) -> bool:
+        """A new record from a rehire source about a person terminated before it was observed."""
+        if p.record.source not in self.config.rehire_sources:
+            return False
+        fields = person.fields
+        status = str(fields.get("employment_status") or "").strip().lower()
+        ended_at = fields.get("terminated_at") or fields.get("termination_date")
+        if status != "terminated" and (status or not ended_at):
+            return False  # an explicit status other than terminated wins over a stale end date
+        since = _parse_time(ended_at) if ended_at else None
+        if since is None:
+            prov = person.provenance.get("employment_status") or person.provenance.get("terminated_at")
+            since = prov[1] if prov else None
+        return since is None or p.observed_at > since
+
+    def create_person(self, p: _Prepared, *, needs_review: bool) -> _Person:
+        person = _Person(
+            hub_id=str(uuid.uuid4()),
+            fields={},
+            provenance={},
+            created_at=_utc(utcnow()),
+            needs_review=needs_review,
+            new=True,
+            dirty=True,
+        )
+        self.persons[person.hub_id] = person
+        self.touched.add(person.hub_id)
+        self.add_link(person, p, rehire=False)
+        return person
+
+    def send_to_review(self, p: _Prepared, reason: str, candidates: tuple[Candidate, ...]) -> Resolution:
+        person = self.create_person(p, needs_review=True)
+        changed, notes = self.merge(person, p)
+        self.add_index(person, p)
+        review_id = str(uuid.uuid4())
+        self.new_reviews.append(
+            {
+                "id": review_id,
+                "person_id": person.hub_id,
+                "source": p.record.source,
+                "remote_digest": p.link_digest,
+                "reason": reason,
+                "candidates": [{"person_id": c.person_id, "via": c.via} for c in candidates],
+                "status": "open",
+                "created_at": person.created_at,
+                "details_ciphertext": self.resolver._seal(
+                    {"fields": p.values, "observed_at": p.observed_at.isoformat()},
+                    f"identity_reviews|{review_id}",
+                ),
+            }
+        )
+        self.review_of[(p.record.source, p.link_digest)] = ReviewView(
+            review_id, person.hub_id, p.record.source, reason, candidates, "open", person.created_at
+        )
+        return Resolution(
+            source=p.record.source,
+            remote_id=str(p.record.remote_id),
+            person_id=person.hub_id,
+            action="review",
+            matched_by=None,
+            needs_review=True,
+            rehire=False,
+            changed_fields=changed,
+            conflicts=notes,
+            review_reason=reason,
+            candidates=candidates,
+        )
+
+    def add_link(self, person: _Person, p: _Prepared, *, rehire: bool) -> None:
+        key = (p.record.source, p.link_digest)
+        self.links[key] = _Link(person.hub_id, rehire)
+        self.new_links.append(
+            {
+                "person_id": person.hub_id,
+                "source": p.record.source,
+                "remote_digest": p.link_digest,
+                "rehire": rehire,
+                "created_at": _utc(utcnow()),
+            }
+        )
+
+    def add_index(self, person: _Person, p: _Prepared) -> None:
+        for kind, digest in p.digests.items():
+            holders = self.index.setdefault((kind, digest), set())
+            if kind == "id_number":
+                # one person per ID number, and only the number the person holds
+                if holders or person.fields.get("id_number") != p.values.get("id_number"):
+                    continue
+            elif person.hub_id in holders:
+                continue
+            holders.add(person.hub_id)
+            self.new_index.append(
+                {
+                    "person_id": person.hub_id,
+                    "kind": kind,
+                    "digest": digest,
+                    "unique_digest": digest if kind == "id_number" else None,
+                }
+            )
+
+    def merge(self, person: _Person, p: _Prepared) -> tuple[tuple[str, ...], tuple[ConflictNote, ...]]:
+        """Merge the record's fields into ``person`` by source priority; record disagreements."""
+        source, at = p.record.source, p.observed_at
+        changed: list[str] = []
+        notes: list[ConflictNote] = []
+
+        def set_value(name: str, value: Any) -> None:
+            person.fields[name] = value
+            person.provenance[name] = (source, at)
+            person.prov_dirty.add(name)
+            person.dirty = True
+            changed.append(name)
+
+        def set_provenance(name: str) -> None:
+            person.provenance[name] = (source, at)
+            person.prov_dirty.add(name)
+
+        for name, value in p.values.items():
+            current = person.fields.get(name)
+            prov = person.provenance.get(name)
+            prov_source, prov_at = prov if prov else (None, None)
+            if current is None:
+                set_value(name, value)
+                continue
+            if current == value:
+                if prov_source is None or (prov_source == source and prov_at is not None and at > prov_at):
+                    set_provenance(name)
+                elif prov_source != source:
+                    mine, theirs = self.config.rank(name, source), self.config.rank(name, prov_source)
+                    if mine is not None and (theirs is None or mine < theirs):
+                        set_provenance(name)  # a higher-priority source vouches for the value
+                continue
+            if name in IDENTITY_FIELDS:
+                note = self.conflict(
+                    person, name, "id_number", "open", current, value, prov_source, source, None, at
+                )
+                notes.extend([note] if note else [])
+                continue
+            if prov_source == source:
+                if prov_at is not None and at > prov_at:
+                    set_value(name, value)  # the same source, newer: an update, not a conflict
+                continue
+            mine, theirs = self.config.rank(name, source), self.config.rank(name, prov_source)
+            if mine is not None and (theirs is None or mine < theirs):
+                note = self.conflict(
+                    person, name, "value", "resolved", current, value, prov_source, source, source, at
+                )
+                set_value(name, value)
+            elif theirs is not None and (mine is None or theirs < mine):
+                note = self.conflict(
+                    person, name, "value", "resolved", current, value, prov_source, source, prov_source, at
+                )
+            else:
+                note = self.conflict(
+                    person, name, "value", "open", current, value, prov_source, source, None, at
+                )
+            notes.extend([note] if note else [])
+        if changed or person.prov_dirty:
+            self.touched.add(person.hub_id)
+        return tuple(changed), tuple(notes)
+
+    def conflict(
+        self,
+        person: _Person,
+        name: str,
+        kind: str,
+        status: str,
+        existing: Any,
+        incoming: Any,
+        existing_source: str | None,
+        incoming_source: str,
+        winner: str | None,
+        observed_at: datetime,
+    ) -> ConflictNote | None:
+        """Record a disagreement once per person, field and pair of values."""
+        low, high = sorted((_canon(existing), _canon(incoming)))
+        pair = self.keyring.blind(f"{name}\x00{low}\x00{high}", "identity_conflict")
+        if (name, pair) in person.conflict_keys:
+            return None
+        person.conflict_keys.add((name, pair))
+        conflict_id = str(uuid.uuid4())
+        self.new_conflicts.append(
+            {
+                "id": conflict_id,
+                "person_id": person.hub_id,
+                "field": name,
+                "kind": kind,
+                "status": status,
+                "existing_source": existing_source,
+                "incoming_source": incoming_source,
+                "winner_source": winner,
+                "pair_digest": pair,
+                "observed_at": observed_at,
+                "created_at": _utc(utcnow()),
+                "details_ciphertext": self.resolver._seal(
+                    {"existing": existing, "incoming": incoming}, f"identity_conflicts|{conflict_id}"
+                ),
+            }
+        )
+        return ConflictNote(name, kind, status, existing_source, incoming_source, winner)
+
+    # writing
+
+    def flush(self, session: Session) -> None:
+        now = _utc(utcnow())
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        prov_inserts: list[dict[str, Any]] = []
+        prov_updates: list[dict[str, Any]] = []
+        for pid in sorted(self.touched):
+            person = self.persons[pid]
+            if person.new or person.dirty:
+                row = {
+                    "hub_id": pid,
+                    "updated_at": now,
+                    "needs_review": person.needs_review,
+                    "rehire": person.rehire,
+                    "rehired_at": person.rehired_at,
+                    "fields_ciphertext": self.resolver._seal_fields(pid, person.fields),
+                }
+                if person.new:
+                    inserts.append({**row, "created_at": person.created_at})
+                else:
+                    updates.append(row)
+            for name in sorted(person.prov_dirty):
+                prov_source, at = person.provenance[name]
+                row = {"person_id": pid, "field": name, "source": prov_source, "observed_at": at}
+                (prov_updates if name in person.prov_stored else prov_inserts).append(row)
+        if inserts:
+            session.execute(insert(PersonRow), inserts)
+        if updates:
+            session.execute(update(PersonRow), updates)
+        for model, rows in (
+            (PersonIndex, self.new_index),
+            (PersonLink, self.new_links),
+            (PersonProvenance, prov_inserts),
+            (IdentityConflict, self.new_conflicts),
+            (IdentityReview, self.new_reviews),
+        ):
+            if rows:
+                session.execute(insert(model), rows)
+        if prov_updates:
+            session.execute(update(PersonProvenance), prov_updates)
+        for pid in self.touched:
+            person = self.persons[pid]
+            person.prov_stored |= person.prov_dirty
+            person.prov_dirty.clear()
+            person.new = person.dirty = False
+        self.touched.clear()
+        self.new_index, self.new_links, self.new_conflicts, self.new_reviews = [], [], [], []
