@@ -210,12 +210,12 @@ class SqlDestination(HubDestination):
                     f"CREATE TEMP TABLE {staging} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DROP"
                 )
                 # CSV with every value quoted: an unquoted empty field is NULL, "" is empty text.
-                buffer = pa.BufferOutputStream()
-                pacsv.write_csv(
-                    rows, buffer, pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
-                )
+                options = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
                 with cursor.copy(f"COPY {staging} ({cols}) FROM STDIN (FORMAT csv)") as copy:  # type: ignore[attr-defined]
-                    copy.write(memoryview(buffer.getvalue()))
+                    for part in _slices(rows):
+                        buffer = pa.BufferOutputStream()
+                        pacsv.write_csv(part, buffer, options)
+                        copy.write(memoryview(buffer.getvalue()))
                 action = (
                     "DO UPDATE SET " + ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in updates)
                     if updates
