@@ -684,9 +684,10 @@ def main() -> None:
         sys.exit(1)
     except Exception as exc:
         # Usage errors (unknown command, bad option) from typer's bundled click: exit 2.
-        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
+        code = getattr(exc, "exit_code", None)
+        if hasattr(exc, "show") and isinstance(code, int):
             exc.show()
-            sys.exit(exc.exit_code)
+            sys.exit(code)
         raise
 
 

@@ -116,7 +116,9 @@ def preview(
     ):
         shown = {
             k: (
-                mask_value(kinds[k], canonical_text(v)) if k in kinds and v is not None else canonical_text(v)
+                mask_value(kinds[k] or "text", canonical_text(v))
+                if k in kinds and v is not None
+                else canonical_text(v)
             )
             for k, v in row.items()
             if k != POSITION

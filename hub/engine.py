@@ -10,12 +10,13 @@ nothing is written twice.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -131,6 +132,7 @@ class Prepared:
     is_new: list[bool] = field(default_factory=list)
     delivered: dict[str, str] = field(default_factory=dict)
     rows: int = 0
+    updates_existing: bool = False
 
 
 @dataclass
@@ -181,12 +183,23 @@ class Sync:
         self._dest_counts: dict[tuple[str, str], Counts] = {}
         self._rejected_positions: list[str] = []
         self._resume_state: dict[str, Any] | None = None
+        self._hash_secret = project.keyring._key("content-hashes")
+        self._lease: LeaseHolder | None = None
 
     def _pipeline_signature(self) -> str:
-        """Changes when what decides a record's delivered form changes (mapping, keys)."""
-        parts = [self.pipeline.source, *self.pipeline.destinations]
+        """Changes when what decides a record's delivered form changes.
+
+        The destinations (a new one gets everything), the source's configuration (declared
+        column types), mapping files and the lookup tables they load, keys.
+        """
+        parts = [self.pipeline.source, *sorted(self.pipeline.destinations)]
+        source_config = self.project.settings.connectors[self.pipeline.source].config
+        parts.append(orjson.dumps(dict(source_config), default=str, option=orjson.OPT_SORT_KEYS).decode())
         for mapping in sorted({sel.mapping for sel in self.pipeline.streams if sel.mapping}):
             parts.append(hashlib.sha256(mapping.read_bytes()).hexdigest())
+            spec = self.project.mappings.get(mapping)
+            if spec is not None:
+                parts.append(orjson.dumps(spec.lookups, default=str, option=orjson.OPT_SORT_KEYS).decode())
         for sel in self.pipeline.streams:
             parts.append(f"{sel.name}:{','.join(sel.primary_key)}:{sel.destination_stream}")
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
@@ -201,6 +214,7 @@ class Sync:
                 "one run at a time per pipeline"
             )
         lease.start_renewing()
+        self._lease = lease
         started = time.monotonic()
         try:
             self._close_abandoned_runs()
@@ -255,9 +269,11 @@ class Sync:
             catalog = configured_catalog(source, source_config, self.pipeline.streams)
             for sel, configured in zip(self.pipeline.streams, catalog.streams, strict=True):
                 pk = [p[0] for p in (configured.primary_key or [])]
-                counts = self._sync_stream(source, source_config, sel, configured, pk, destinations)
-                per_stream[sel.name] = counts
-                totals.add(counts)
+                counts = per_stream[sel.name] = Counts()
+                try:
+                    self._sync_stream(source, source_config, sel, configured, pk, destinations, counts)
+                finally:  # what a failing stream committed before it failed still counts
+                    totals.add(counts)
             if totals.rejected:
                 status = "partial"
         except Exception as exc:
@@ -331,6 +347,7 @@ class Sync:
         configured: ConfiguredAirbyteStream,
         pk: list[str],
         destinations: dict[str, tuple[Any, dict[str, Any]]],
+        counts: Counts,
     ) -> Counts:
         synclog = self.synclog
         assert synclog is not None
@@ -340,7 +357,6 @@ class Sync:
             raise FatalSyncError(
                 f"stream {sel.name!r} has no primary key: set primary_key in the pipeline's streams"
             )
-        counts = Counts()
         state = self._load_state(sel.name, incremental)
         synclog.event(
             "info",
@@ -573,8 +589,13 @@ class Sync:
         )
         chunk = prepared.counts
         if batch.fingerprint:
-            prepared.fingerprint = hashlib.sha256((batch.fingerprint + self.signature).encode()).hexdigest()
-            if not batch.rejections and not self.dry_run:
+            prepared.fingerprint = hmac.new(
+                self._hash_secret, (batch.fingerprint + self.signature).encode(), hashlib.sha256
+            ).hexdigest()
+            # Not while the chunk before is in flight with updates: they may change what this
+            # chunk's old digest stood for (a key in both chunks).
+            in_flight_updates = previous is not None and previous.updates_existing
+            if not batch.rejections and not self.dry_run and not self.full_refresh and not in_flight_updates:
                 with self.db.session() as session:
                     if index.has_fingerprint(session, prepared.fingerprint):
                         chunk.unchanged = len(frame)
@@ -603,14 +624,17 @@ class Sync:
         keys = pd.Series(key_list, index=frame.index, dtype=object)
         dup = keys.duplicated(keep="last").to_numpy()
         if dup.any():
+            # A key repeated within the chunk: the last row wins, the earlier ones are not written.
             frame, keys = frame.loc[~dup], keys.loc[~dup]
-            chunk.updated += int(dup.sum())
+            chunk.unchanged += int(dup.sum())
         if ctx.mapping is not None:
             frame, keys = self._map(ctx, frame, keys, prepared)
         digests = self.digester.digest_all(keys.tolist(), index.scope)
-        hashes = row_hashes(frame)
-        with self.db.session() as session:
-            known = index.known_hashes(session, digests)
+        hashes = row_hashes(frame, self._hash_secret + self.signature.encode())
+        known: dict[str, str] = {}
+        if not self.full_refresh:  # a full refresh re-delivers every record
+            with self.db.session() as session:
+                known = index.known_hashes(session, digests)
         if previous is not None and previous.delivered:
             # The previous chunk may not be committed yet: what it delivers counts as known.
             known.update(previous.delivered)
@@ -623,6 +647,7 @@ class Sync:
         prepared.digests = [d for d, c in zip(digests, changed, strict=True) if c]
         prepared.hashes = [h for h, c in zip(hashes, changed, strict=True) if c]
         prepared.is_new = [n for n, c in zip(is_new, changed, strict=True) if c]
+        prepared.updates_existing = not all(prepared.is_new)
         prepared.delivered = dict(zip(prepared.digests, prepared.hashes, strict=True))
         prepared.rows = len(frame)
         return prepared
@@ -639,6 +664,8 @@ class Sync:
         synclog = self.synclog
         assert synclog is not None
         batch, chunk, rejections = prepared.batch, prepared.counts, prepared.rejections
+        if self._lease is not None and self._lease.lost.is_set():
+            raise FatalSyncError("lost the pipeline's lease (the state store was unreachable); stopping")
         if self.dry_run:
             chunk.rejected = len(rejections)
             return chunk
@@ -668,7 +695,7 @@ class Sync:
             else:
                 chunk.updated -= 1
         chunk.rejected = rejected_before_write + len(failed_rows)
-        updated_existing = chunk.updated > 0
+        updated_existing = prepared.updates_existing
 
         with self.db.session() as session:
             if updated_existing:
@@ -802,15 +829,17 @@ class Sync:
             .scalars()
             .first()
         )
-        if existing is not None and existing.reason == reason and existing.destination == destination:
-            existing.run_id = self.synclog.run_id
-            return
         payload = None
         if rejection.record is not None:
             context = dead_letter_context(self.pipeline.name, stream, rejection.position)
             payload = self.project.keyring.seal(
                 orjson.dumps(dict(rejection.record), default=str), "dead-letter", context
             )
+        if existing is not None and existing.reason == reason and existing.destination == destination:
+            # The same place rejected again for the same reason: one row, holding the latest record
+            # (positions like "stream#3" restart each run and may now hold another record).
+            existing.run_id, existing.payload = self.synclog.run_id, payload
+            return
         session.add(
             DeadLetter(
                 run_id=self.synclog.run_id,
@@ -856,6 +885,8 @@ class Sync:
                         continue
                     pk = [p[0] for p in (configured.primary_key or [])]
                     ctx = self._stream_context(sel, configured, pk)
+                    if ctx.mapping is not None:  # dead letters of a destination hold mapped rows
+                        ctx = replace(ctx, mapping=None, record_key=[REMOTE_ID])
                     counts = Counts()
                     before = len(self._rejected_positions)
                     batch = RecordBatch(stream=sel.name, frame=pd.DataFrame.from_records(rows))

@@ -72,15 +72,16 @@ def key_strings(frame: pd.DataFrame, primary_key: Sequence[str]) -> tuple[list[s
     return [k or "" for k in joined.to_pylist()], missing
 
 
-def row_hashes(frame: pd.DataFrame) -> list[str]:
-    """A 128-bit BLAKE2b hash of each row's data columns, keyed by the column names.
+def row_hashes(frame: pd.DataFrame, secret: bytes = b"") -> list[str]:
+    """A 128-bit keyed BLAKE2b hash of each row's data columns.
 
-    Null and empty text hash differently; renaming or adding a column changes every hash.
+    The key mixes ``secret`` (so a stored hash cannot confirm a guessed value) with the
+    column names: renaming or adding a column changes every hash. Null and empty differ.
     """
     columns = sorted(data_columns(frame))
     if not len(frame):
         return []
-    key = hashlib.sha256("\x1f".join(columns).encode()).digest()
+    key = hashlib.sha256(secret + b"\x00" + "\x1f".join(columns).encode()).digest()
     arrays = [pc.fill_null(arrow(frame[c]), "\x00") for c in columns]
     joined = pc.binary_join_element_wise(*arrays, "\x1f") if len(arrays) > 1 else arrays[0]
     blake = hashlib.blake2b

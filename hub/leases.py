@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -60,6 +61,8 @@ class LeaseHolder:
         self.owner = owner or new_owner()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: set when a renewal found the lease taken or gone; the holder must stop writing
+        self.lost = threading.Event()
 
     def try_acquire(self) -> bool:
         """Take the lease if it is free, expired, or held by a dead process here."""
@@ -100,11 +103,16 @@ class LeaseHolder:
 
     def start_renewing(self) -> None:
         def loop() -> None:
+            renewed = time.monotonic()
             while not self._stop.wait(self.ttl / 3):
                 try:
-                    self.renew()
-                except Exception:  # noqa: BLE001, S112 - the next tick tries again
-                    continue
+                    if self.renew():
+                        renewed = time.monotonic()
+                    else:
+                        self.lost.set()  # someone else holds it now
+                except Exception:  # noqa: BLE001 - the next tick tries again, until the lease has lapsed
+                    if time.monotonic() - renewed > self.ttl:
+                        self.lost.set()
 
         self._thread = threading.Thread(target=loop, name=f"lease:{self.name}", daemon=True)
         self._thread.start()

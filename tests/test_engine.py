@@ -145,3 +145,42 @@ def test_sigkill_midway_then_rerun_loses_and_duplicates_nothing(
     with project.db.session() as session:
         statuses = dict(session.execute(sa.select(Run.id, Run.status)).tuples().all())
     assert "crashed" in statuses.values()
+
+
+def test_a_new_destination_and_a_full_refresh_get_every_record(tmp_path: Path, write_project) -> None:
+    source = tmp_path / "people.csv"
+    write_people_csv(source, 200)
+    first_target, second_target = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
+    body = files_to_sql_toml(source, first_target, chunk_size=50)
+    config = write_project(body)
+    assert Sync(Project(config), "load").run().counts.inserted == 200
+
+    more = body.replace('destinations = ["dst"]', 'destinations = ["dst", "dst2"]') + (
+        f'\n[connectors.dst2]\nplugin = "sql"\n[connectors.dst2.config]\nurl = "{second_target}"\n'
+    )
+    config = write_project(more)
+    result = Sync(Project(config), "load").run()
+    assert result.counts.unchanged == 0 and result.counts.updated == 200
+    assert len(target_rows(second_target)) == 200
+
+    assert Sync(Project(config), "load").run().counts.unchanged == 200
+    refreshed = Sync(Project(config), "load", full_refresh=True).run()
+    assert refreshed.counts.inserted == 200 and refreshed.counts.unchanged == 0
+
+
+def test_repeated_keys_in_a_file_keep_the_last_row_and_stay_unchanged(tmp_path: Path, write_project) -> None:
+    source = tmp_path / "people.csv"
+    data = write_people_csv(source, 20)
+    with open(source, "a", encoding="utf-8", newline="") as handle:
+        import csv
+
+        repeat = list(data[0])
+        repeat[5] = "77777"
+        csv.writer(handle).writerow(repeat)  # E0000001 again, salary changed: the last row wins
+    target = f"sqlite:///{tmp_path / 'hr.db'}"
+    project = Project(write_project(files_to_sql_toml(source, target)))
+    first = Sync(project, "load").run()
+    assert (first.counts.read, first.counts.inserted, first.counts.updated) == (21, 20, 0)
+    assert ("E0000001", data[0][2], data[0][3], "77777") in target_rows(target)
+    second = Sync(project, "load").run()
+    assert second.counts.unchanged == 21 and second.counts.updated == 0

@@ -173,9 +173,11 @@ def apply_mapping(
     if reasons:
         rows = sorted(reasons)
         keep[rows] = False
-        for i in rows:
-            record = records_of(frame.iloc[[i]])[0]
-            rejections.append(Rejection(position=positions[i], reason="; ".join(reasons[i]), record=record))
+        for row in rows:
+            record = records_of(frame.iloc[[row]])[0]
+            rejections.append(
+                Rejection(position=positions[row], reason="; ".join(reasons[row]), record=record)
+            )
     return MappingResult(frame=mapped.loc[keep], rejections=rejections, warnings=warnings, kept=keep)
 
 

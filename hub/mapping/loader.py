@@ -259,6 +259,7 @@ def _rule(
     steps: list[Step] = []
     steps_node = _child(rule_node, "transforms")
     for item, node in zip(rule.get("transforms") or [], getattr(steps_node, "value", []) or [], strict=False):
+        params: dict[str, Any]
         if isinstance(item, str):
             step_name, params = item, {}
         elif isinstance(item, dict) and len(item) == 1:

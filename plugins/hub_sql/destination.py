@@ -211,7 +211,7 @@ class SqlDestination(HubDestination):
                 )
                 # CSV with every value quoted: an unquoted empty field is NULL, "" is empty text.
                 options = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
-                with cursor.copy(f"COPY {staging} ({cols}) FROM STDIN (FORMAT csv)") as copy:  # type: ignore[attr-defined]
+                with cursor.copy(f"COPY {staging} ({cols}) FROM STDIN (FORMAT csv)") as copy:
                     for part in _slices(rows):
                         buffer = pa.BufferOutputStream()
                         pacsv.write_csv(part, buffer, options)

@@ -179,7 +179,7 @@ class SqlSource(HubSource):
                     frame[POSITION] = [f"{table.name}#{i}" for i in range(start + 1, read + 1)]
                     last = rows[-1]
                     if mode == "cursor":
-                        last_state = {"cursor": state_value(last._mapping[cursor_name])}
+                        last_state = {"cursor": state_value(last._mapping[str(cursor_name)])}
                     elif mode == "key":
                         last_state = {"after": state_value(last._mapping[pk[0]]), "read": read}
                     yield RecordBatch(
