@@ -588,3 +588,42 @@ def test_xlsx_resume_skips_the_rows_done(tmp_path: Path) -> None:
     tail, rejections, _ = read_all(config, state=states[0], chunk_size=3)
     assert tail["id"].tolist() == [key for key, _, _ in expected[3:]]
     assert [r.position for r in rejections] == ["people.xlsx:员工!11"]
+
+
+def test_json_and_json_lines_files(tmp_path: Path) -> None:
+    """Assessment platforms export JSON: arrays and JSON lines, nested values kept as JSON text."""
+    records = [
+        {"candidate": "C1", "email": "a@example.com", "scores": {"logic": 81, "coding": 90}, "passed": True},
+        {"candidate": "C2", "email": "b@example.com", "scores": {"logic": 55}, "passed": False, "extra": "x"},
+    ]
+    array = tmp_path / "results.json"
+    array.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
+    lines = tmp_path / "results.jsonl"
+    lines.write_text(
+        json.dumps(records[0]) + "\n\n{not json\n" + json.dumps(records[1]) + "\n" + "[1, 2]\n",
+        encoding="utf-8",
+    )
+    source = FilesSource()
+    log = logging.getLogger("test")
+    assert source.header({"path": str(array)}) == ["candidate", "email", "scores", "passed", "extra"]
+
+    (batch, *_rest) = [
+        b for b in source.read_batches(log, {"path": str(array)}, "results", None) if len(b.frame)
+    ]
+    rows = batch.frame.to_dict("records")
+    assert rows[0]["scores"] == '{"coding":90,"logic":81}' and rows[0]["passed"] == "true"
+    assert rows[1]["_hub_position"] == "results.json#2"
+
+    batches = list(source.read_batches(log, {"path": str(lines)}, "results", None))
+    good = pd.concat([b.frame for b in batches if len(b.frame)])
+    bad = [r for b in batches for r in b.rejections]
+    assert list(good["candidate"]) == ["C1", "C2"]
+    assert [(r.position, r.reason.split(":")[0]) for r in bad] == [
+        ("results.jsonl:3", "malformed JSON"),
+        ("results.jsonl:5", "not a JSON object"),
+    ]
+    first, *_ = source.read_batches(log, {"path": str(lines)}, "results", None, {"chunk_size": 2})
+    assert list(first.frame["candidate"]) == ["C1"] and first.state["rows_done"] == 2
+    resumed = list(source.read_batches(log, {"path": str(lines)}, "results", first.state, {"chunk_size": 2}))
+    assert [c for b in resumed if len(b.frame) for c in b.frame["candidate"]] == ["C2"]
+    assert [r.position for b in resumed for r in b.rejections] == ["results.jsonl:5"]

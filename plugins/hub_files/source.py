@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,6 +33,7 @@ from charset_normalizer import from_bytes
 
 from hub.connectors import POSITION, HubSource, RecordBatch, Rejection
 from hub.errors import FatalSyncError
+from hub.frames import as_text
 from hub_files.values import parse_dates, parse_numbers
 
 COLUMN_TYPES = ("string", "date", "integer", "number")
@@ -49,7 +51,7 @@ SPEC: dict[str, Any] = {
             "description": "CSV or .xlsx file, relative to hub.toml",
         },
         "stream": {"type": "string", "description": "stream name (default: the file name without suffix)"},
-        "format": {"enum": ["auto", "csv", "xlsx"], "default": "auto"},
+        "format": {"enum": ["auto", "csv", "xlsx", "json", "jsonl"], "default": "auto"},
         "encoding": {"type": "string", "default": "auto", "description": "auto, utf-8, gb18030, ..."},
         "delimiter": {"type": "string", "minLength": 1, "maxLength": 1, "default": ","},
         "sheet": {"type": "string", "description": "Excel sheet (default: the first)"},
@@ -148,7 +150,12 @@ class FilesSource(HubSource):
     def _format(config: Mapping[str, Any]) -> str:
         fmt = config.get("format", "auto")
         if fmt == "auto":
-            return "xlsx" if str(config["path"]).lower().endswith((".xlsx", ".xlsm")) else "csv"
+            name = str(config["path"]).lower()
+            if name.endswith((".xlsx", ".xlsm")):
+                return "xlsx"
+            if name.endswith((".jsonl", ".ndjson")):
+                return "jsonl"
+            return "json" if name.endswith(".json") else "csv"
         return str(fmt)
 
     def _encoding(self, config: Mapping[str, Any]) -> str:
@@ -157,6 +164,12 @@ class FilesSource(HubSource):
 
     def header(self, config: Mapping[str, Any]) -> list[str]:
         path = self._path(config)
+        if self._format(config) in ("json", "jsonl"):
+            names: dict[str, None] = {}
+            for _, record, _error in _json_records(path, self._format(config), limit=1000):
+                if isinstance(record, dict):
+                    names.update(dict.fromkeys(str(k) for k in record))
+            return list(names)
         if self._format(config) == "xlsx":
             from openpyxl import load_workbook
 
@@ -246,6 +259,8 @@ class FilesSource(HubSource):
             raise FatalSyncError(f"{path.name} has no column(s): {', '.join(missing)}")
         if self._format(config) == "xlsx":
             raw = self._xlsx_chunks(config, path, done, chunk_size)
+        elif self._format(config) in ("json", "jsonl"):
+            raw = self._json_chunks(config, path, done, chunk_size)
         else:
             raw = self._csv_chunks(config, path, done, chunk_size)
         last_done = done
@@ -357,6 +372,30 @@ class FilesSource(HubSource):
         if bad:  # malformed lines after the last good row
             yield flush(None)
 
+    def _json_chunks(
+        self, config: Mapping[str, Any], path: Path, done: int, chunk_size: int
+    ) -> Iterator[tuple[pd.DataFrame, list[Rejection], int, str | None]]:
+        """Records of a JSON array or JSON-lines file; nested values become JSON text."""
+        rows: list[dict[str, Any]] = []
+        rejections: list[Rejection] = []
+        rows_done = done
+        for position, record, error in _json_records(path, self._format(config), skip=done):
+            rows_done += 1
+            if error is not None or not isinstance(record, dict):
+                reason = error or "not a JSON object"
+                rejections.append(
+                    Rejection(position=position, reason=reason, record={"_raw": str(record)[:10000]})
+                )
+            else:
+                row = {str(k): (None if v is None else as_text(v)) for k, v in record.items()}
+                row[POSITION] = position
+                rows.append(row)
+            if len(rows) + len(rejections) >= chunk_size:
+                yield pd.DataFrame.from_records(rows), rejections, rows_done, None
+                rows, rejections = [], []
+        if rows or rejections:
+            yield pd.DataFrame.from_records(rows), rejections, rows_done, None
+
     def _xlsx_chunks(
         self, config: Mapping[str, Any], path: Path, done: int, chunk_size: int
     ) -> Iterator[tuple[pd.DataFrame, list[Rejection], int, str | None]]:
@@ -431,6 +470,43 @@ class FilesSource(HubSource):
         keep = np.ones(len(frame), dtype=bool)
         keep[list(reasons)] = False
         return frame.loc[keep].reset_index(drop=True), rejections
+
+
+def _json_records(
+    path: Path, fmt: str, skip: int = 0, limit: int | None = None
+) -> Iterator[tuple[str, Any, str | None]]:
+    """(position, record, error) for each record of a JSON array or a JSON-lines file."""
+    if fmt == "jsonl":
+        count = 0
+        with open(path, "rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                count += 1
+                if count <= skip:
+                    continue
+                if limit is not None and count - skip > limit:
+                    return
+                try:
+                    yield f"{path.name}:{number}", orjson.loads(line), None
+                except orjson.JSONDecodeError as exc:
+                    yield (
+                        f"{path.name}:{number}",
+                        line.decode("utf-8", "replace"),
+                        f"malformed JSON: {exc.msg}",
+                    )
+        return
+    try:
+        document = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise FatalSyncError(f"{path.name} is not valid JSON (line {exc.lineno}): {exc.msg}") from exc
+    records = document if isinstance(document, list) else [document]
+    for number, record in enumerate(records, start=1):
+        if number <= skip:
+            continue
+        if limit is not None and number - skip > limit:
+            return
+        yield f"{path.name}#{number}", record, None
 
 
 def reader_names(path: Path, config: Mapping[str, Any], source: FilesSource) -> list[str]:
