@@ -73,7 +73,7 @@ class SyncLog:
                     kind=kind,
                     stream=stream,
                     message=message,
-                    details=details or {},
+                    details=_masked(details or {}),
                 )
             )
 
@@ -108,18 +108,12 @@ class SyncLog:
             run.error = mask_text(error) if error else None
 
 
-def close_dead_runs(db: Database, pipeline: str) -> list[int]:
-    """Mark runs of ``pipeline`` left 'running' by a process that is gone as ``crashed``."""
-    from hub.leases import _owner_is_dead
-
-    closed: list[int] = []
-    with db.session() as session:
-        for run in session.execute(
-            select(Run).where(Run.pipeline == pipeline, Run.status == "running")
-        ).scalars():
-            if _owner_is_dead(f"{run.host}:{run.pid}"):
-                run.status = "crashed"
-                run.finished_at = datetime.now(UTC)
-                run.error = "the process running this sync stopped without finishing (killed or crashed)"
-                closed.append(run.id)
-    return closed
+def _masked(value: Any) -> Any:
+    """Event details with every text masked (a plugin's warning may carry a value)."""
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(v) for v in value]
+    return value
