@@ -1,7 +1,8 @@
 """Change detection: keyed digests of record keys and content hashes, in the state store.
 
-Keys are stored as keyed BLAKE2b digests (they may be ID numbers); content hashes are
-two independent 64-bit pandas row hashes, salted with the column set, computed per chunk.
+Keys are stored as keyed BLAKE2b digests scoped by pipeline and entity (a key may be an ID
+number); content hashes are keyed 128-bit BLAKE2b hashes of each row (hub.frames.row_hashes),
+so neither can confirm a guessed value without the keyring.
 """
 
 from __future__ import annotations
