@@ -52,7 +52,7 @@ def _add_subapps() -> None:
 _add_subapps()
 
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
 
 ConfigOption = Annotated[
     Path,
