@@ -18,6 +18,8 @@ A mapping file is data, not code::
 from __future__ import annotations
 
 import csv
+import enum
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +117,25 @@ class MappingSpec:
                     v for k, v in step.params.items() if k in ("birth_date", "gender") and isinstance(v, str)
                 )
         return cols
+
+
+def enum_values(annotation: Any) -> set[str] | None:
+    """The canonical values of an enum-typed field (plain enum or ``Coded[E]``), if it is one."""
+    stack = [annotation]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, type) and issubclass(current, enum.Enum):
+            return {_enum_key(str(member.value)) for member in current}
+        metadata = getattr(current, "__pydantic_generic_metadata__", None)
+        if metadata and metadata.get("args"):
+            stack.extend(metadata["args"])
+        stack.extend(typing.get_args(current))
+    return None
+
+
+def _enum_key(value: str) -> str:
+    """Compare enum values the way the schema reads them: case, spaces and dashes ignored."""
+    return value.upper().replace(" ", "").replace("-", "")
 
 
 def _line(node: yaml.Node) -> int:
@@ -286,6 +307,12 @@ def _rule(
             problem(node, f"{target}: {step_name} needs parameter(s) {', '.join(sorted(missing))}")
         if step_name == "lookup" and isinstance(params.get("table"), str) and params["table"] not in lookups:
             problem(node, f"{target}: no lookup table named {params['table']!r}")
+        allowed_values = enum_values(getattr(targets.get(target), "annotation", None))
+        if step_name == "enum" and allowed_values is not None and isinstance(params.get("map"), dict):
+            produced = [*params["map"].values(), *([params["default"]] if "default" in params else [])]
+            wrong = sorted({str(v) for v in produced if _enum_key(str(v)) not in allowed_values})
+            if wrong:
+                problem(node, f"{target}: enum maps to value(s) the field does not have: {', '.join(wrong)}")
         steps.append(Step(step_name, params, _line(node)))
     when = None
     if "when" in rule:
@@ -304,6 +331,12 @@ def _rule(
                 any_of=tuple(any_of) if isinstance(any_of, list) else None,
                 not_empty=bool(spec.get("not_empty", False)),
             )
+    allowed_values = enum_values(getattr(targets.get(target), "annotation", None))
+    default = rule.get("default")
+    if allowed_values is not None and default is not None and _enum_key(str(default)) not in allowed_values:
+        problem(
+            _child(rule_node, "default"), f"{target}: default {default!r} is not one of the field's values"
+        )
     return FieldRule(
         target=target,
         source=str(source) if source is not None else None,
