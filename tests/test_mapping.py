@@ -163,10 +163,16 @@ def test_one_record_and_a_chunk_give_identical_results(tmp_path: Path) -> None:
         ),
         ("entity: Person\nfields:\n  display_name: n\n", 1, "key:"),
         ("entity: Person\nkey: [id]\nfields: [\n", 4, "not valid YAML"),
-        ("entity: Person\nkey: [id]\nfields:\n  gender: {from: g, transforms: [{enum: {map: {男: MAN}}}]}\n", 4,
-         "enum maps to value(s) the field does not have: MAN"),
-        ("entity: IdentityDocument\nkey: [id]\nfields:\n  doc_type:\n    default: CN_RESIDENT_ID\n", 5,
-         "default 'CN_RESIDENT_ID' is not one of the field's values"),
+        (
+            "entity: Person\nkey: [id]\nfields:\n  gender: {from: g, transforms: [{enum: {map: {男: MAN}}}]}\n",
+            4,
+            "enum maps to value(s) the field does not have: MAN",
+        ),
+        (
+            "entity: IdentityDocument\nkey: [id]\nfields:\n  doc_type:\n    default: CN_RESIDENT_ID\n",
+            5,
+            "default 'CN_RESIDENT_ID' is not one of the field's values",
+        ),
     ],
 )
 def test_mapping_problems_name_file_and_line(tmp_path: Path, body: str, line: int, message: str) -> None:
