@@ -99,6 +99,8 @@ class Settings:
     plugins_dir: Path | None
     schedules_dir: Path
     keys: dict[str, Any]
+    #: the ``[identity]`` table: rules and source priority for identity resolution
+    identity: dict[str, Any] = field(default_factory=dict)
     connectors: dict[str, ConnectorConfig] = field(default_factory=dict)
     pipelines: dict[str, PipelineConfig] = field(default_factory=dict)
     schedules: list[Schedule] = field(default_factory=list)
@@ -375,8 +377,10 @@ def load_settings(path: Path, connectors: Mapping[str, Connector]) -> Settings:
         raise ConfigurationError([ConfigProblem("(syntax)", str(exc))], str(path)) from exc
     base = path.parent
 
-    for key in set(raw) - {"hub", "keys", "connectors", "pipelines"}:
-        problems.append(ConfigProblem(key, "unknown table (known: hub, keys, connectors, pipelines)"))
+    for key in set(raw) - {"hub", "keys", "connectors", "pipelines", "identity"}:
+        problems.append(
+            ConfigProblem(key, "unknown table (known: hub, keys, connectors, pipelines, identity)")
+        )
     hub_raw = raw.get("hub", {})
     for key in set(hub_raw) - HUB_KEYS:
         problems.append(ConfigProblem(f"hub.{key}", f"unknown key (known: {', '.join(sorted(HUB_KEYS))})"))
@@ -410,6 +414,7 @@ def load_settings(path: Path, connectors: Mapping[str, Connector]) -> Settings:
         plugins_dir=plugins_dir,
         schedules_dir=base / str(hub_raw.get("schedules_dir", "schedules")),
         keys=keys,
+        identity=dict(raw.get("identity", {})),
     )
 
     for name, table in (raw.get("connectors") or {}).items():

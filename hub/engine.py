@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -36,7 +37,7 @@ from hub.connectors import POSITION, HubDestination, HubSource, RecordBatch, Rej
 from hub.errors import FatalSyncError, PipelineBusy, SyncError
 from hub.frames import key_strings, row_hashes, text_frame
 from hub.leases import LeaseHolder
-from hub.mapping.executor import apply_mapping, canonical_text
+from hub.mapping.executor import IDENTITY_PREFIX, apply_mapping, canonical_text
 from hub.mapping.loader import MappingSpec
 from hub.masking import mask_text
 from hub.project import Project
@@ -185,6 +186,7 @@ class Sync:
         self._resume_state: dict[str, Any] | None = None
         self._hash_secret = project.keyring._key("content-hashes")
         self._lease: LeaseHolder | None = None
+        self._resolver: Any = None
 
     def _pipeline_signature(self) -> str:
         """Changes when what decides a record's delivered form changes.
@@ -697,6 +699,9 @@ class Sync:
         chunk.rejected = rejected_before_write + len(failed_rows)
         updated_existing = prepared.updates_existing
 
+        if ctx.mapping is not None and ctx.mapping.identity and to_write is not None and len(to_write):
+            # Before the checkpoint: after a crash the chunk is replayed and resolved again (idempotent).
+            self._resolve_identities(ctx, to_write, failed_rows)
         with self.db.session() as session:
             if updated_existing:
                 index.forget_fingerprints(session)
@@ -743,6 +748,34 @@ class Sync:
                 "debug", "checkpoint", f"checkpoint after {read_before + chunk.read} records", stream=sel.name
             )
         return chunk
+
+    def _resolve_identities(self, ctx: StreamContext, rows: pd.DataFrame, failed_rows: set[int]) -> None:
+        """Join the persons these records describe with those hub knows (hub.identity)."""
+        from hub.identity import IdentityResolver, SourcePerson
+
+        if self._resolver is None:
+            self._resolver = IdentityResolver.for_project(self.project, self.project.identity_config)
+        columns = [c for c in rows.columns if str(c).startswith(IDENTITY_PREFIX)]
+        now = datetime.now(UTC)
+        subset = rows[[REMOTE_ID, *columns]].astype(object)
+        people = []
+        for i, row in enumerate(subset.where(subset.notna(), None).to_dict("records")):
+            if i in failed_rows:
+                continue
+            fields = {c[len(IDENTITY_PREFIX) :]: v for c in columns if (v := row[c]) not in (None, "")}
+            people.append(SourcePerson(self.pipeline.source, str(row[REMOTE_ID]), now, fields))
+        actions: dict[str, int] = {}
+        for resolution in self._resolver.resolve(people):
+            actions[resolution.action] = actions.get(resolution.action, 0) + 1
+        if self.synclog is not None and actions:
+            summary = ", ".join(f"{n} {a}" for a, n in sorted(actions.items()))
+            self.synclog.event(
+                "warning" if actions.get("review") else "info",
+                "identity",
+                f"identity: {summary}" + (" (see identity reviews)" if actions.get("review") else ""),
+                stream=ctx.selection.name,
+                details=actions,
+            )
 
     def _write(
         self,

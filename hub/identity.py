@@ -844,6 +844,26 @@ class _Run:
                         else "phone matches, no name"
                     )
                     weak.setdefault(pid, []).append(why)
+        record_id = p.values.get("id_number")
+        if record_id:
+            # Two valid, different ID numbers are two people, whatever else they share (a family
+            # e-mail, a recycled phone): such a match is a question for a person, never a merge.
+            clashing = [
+                pid
+                for pid in strong
+                if not self.persons[pid].needs_review  # provisional persons decide nothing
+                and (their_id := self.persons[pid].fields.get("id_number"))
+                and their_id != record_id
+            ]
+            if clashing:
+                for pid, rules in strong.items():
+                    why = (
+                        f"{'+'.join(rules)} match a person with another ID number"
+                        if pid in clashing
+                        else f"{'+'.join(rules)} match"
+                    )
+                    weak.setdefault(pid, []).append(why)
+                return {}, weak
         if strong:
             return strong, {}
         name_birth = p.digests.get("name_birth")

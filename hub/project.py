@@ -22,6 +22,7 @@ from hub.store.models import AuditEntry, Secret, utcnow
 from hub.transforms import Transform
 
 if TYPE_CHECKING:
+    from hub.identity import IdentityConfig
     from hub.mapping.loader import MappingSpec
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,12 @@ class Project:
         self.connectors = collect_connectors(self.registry)
         self.settings: Settings = load_settings(self.path, self.connectors)
         self.mappings: dict[Path, MappingSpec] = self._load_mappings()
+        self.identity_config = self._identity_config()
+
+    def _identity_config(self) -> IdentityConfig:
+        from hub.identity import IdentityConfig
+
+        return IdentityConfig.from_mapping(self.settings.identity)
 
     def _load_mappings(self) -> dict[Path, MappingSpec]:
         """Every mapping file the pipelines name, checked now: nothing runs on a bad one."""

@@ -20,6 +20,9 @@ from hub.errors import FatalSyncError
 from hub.mapping.loader import Condition, FieldRule, MappingSpec
 from hub.masking import mask_text, mask_value
 
+#: Columns carrying identity fields: hub metadata, never written to a destination or hashed.
+IDENTITY_PREFIX = "_hub_identity_"
+
 
 @dataclass
 class MappingResult:
@@ -116,8 +119,11 @@ def apply_mapping(
     ctx = TransformContext(frame=source, lookups=spec.lookups)
     out: dict[str, pd.Series] = {}
 
-    for rule in spec.fields.values():
-        kind = pii_kinds.get(rule.target)
+    identity_kinds = {"id_number": "id_number", "phone": "phone", "email": "email", "birth_date": "text"}
+    rules = [(rule, rule.target) for rule in spec.fields.values()]
+    rules += [(rule, IDENTITY_PREFIX + rule.target) for rule in spec.identity.values()]
+    for rule, column in rules:
+        kind = pii_kinds.get(rule.target) if column == rule.target else identity_kinds.get(rule.target)
         if rule.source is not None:
             values = _column(frame, rule.source)
         elif rule.path is not None:
@@ -154,7 +160,7 @@ def apply_mapping(
             for i in np.flatnonzero(empty & active & ~failed):
                 reasons.setdefault(int(i), []).append(f"{rule.target}: required value is missing")
         values = values.where(pd.Series(active & ~empty, index=index), None)
-        out[rule.target] = values
+        out[column] = values
 
     if spec.custom_fields:
         columns = {c: _column(frame, c) for c in spec.custom_fields if c in frame.columns}

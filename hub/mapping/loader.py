@@ -33,7 +33,20 @@ from hub.errors import HubError
 
 RULE_KEYS = {"from", "path", "transforms", "default", "required", "when"}
 WHEN_KEYS = {"column", "equals", "in", "not_empty"}
-TOP_KEYS = {"entity", "key", "fields", "custom_fields", "lookups", "source", "description"}
+TOP_KEYS = {"entity", "key", "fields", "custom_fields", "lookups", "source", "description", "identity"}
+#: What identity resolution reads (hub.identity.SourcePerson fields); mapped, never written.
+IDENTITY_KEYS = {
+    "id_number",
+    "email",
+    "phone",
+    "family_name",
+    "given_name",
+    "full_name",
+    "birth_date",
+    "gender",
+    "employment_status",
+    "terminated_at",
+}
 
 
 @dataclass(frozen=True)
@@ -101,11 +114,13 @@ class MappingSpec:
     custom_fields: tuple[str, ...] = ()
     lookups: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str | None = None
+    #: fields for identity resolution (id_number, email, phone, names ...), mapped like fields
+    identity: dict[str, FieldRule] = field(default_factory=dict)
 
     def source_columns(self) -> set[str]:
         """Columns of the source records this mapping reads."""
         cols = set(self.key) | set(self.custom_fields)
-        for rule in self.fields.values():
+        for rule in [*self.fields.values(), *self.identity.values()]:
             if rule.source:
                 cols.add(rule.source)
             if rule.json_column:
@@ -224,6 +239,24 @@ def load_mapping(
             if rule is not None:
                 rules[rule.target] = rule
 
+    identity: dict[str, FieldRule] = {}
+    identity_node = _child(root, "identity")
+    if identity_node is not None:
+        if not isinstance(identity_node, yaml.MappingNode):
+            problem(identity_node, "identity: a mapping of identity field -> rule")
+        else:
+            identity_targets: dict[str, Any] = dict.fromkeys(IDENTITY_KEYS)
+            for target_node, rule_node in identity_node.value:
+                if target_node.value not in IDENTITY_KEYS:
+                    problem(
+                        target_node,
+                        f"identity: unknown field {target_node.value!r} (known: {', '.join(sorted(IDENTITY_KEYS))})",
+                    )
+                    continue
+                rule = _rule(target_node, rule_node, identity_targets, False, transforms, lookups, problem)
+                if rule is not None:
+                    identity[rule.target] = rule
+
     custom = data.get("custom_fields", [])
     if not isinstance(custom, list) or not all(isinstance(c, str) for c in custom):
         problem(_child(root, "custom_fields") or root, "custom_fields: a list of source columns")
@@ -241,6 +274,7 @@ def load_mapping(
         custom_fields=tuple(custom),
         lookups=lookups,
         source=data.get("source"),
+        identity=identity,
     )
 
 
