@@ -15,7 +15,7 @@ from hub.engine import Sync
 from hub.project import Project
 from hub.store.models import IdentityReview, PersonLink, PersonRow
 
-PEOPLE = 300
+PEOPLE = 1000
 PREFIXES = ("135", "138", "139", "150", "151", "186", "187")
 
 
