@@ -34,7 +34,7 @@ from sqlalchemy import select
 
 from hub.config import PipelineConfig, StreamSelection
 from hub.connectors import POSITION, HubDestination, HubSource, RecordBatch, Rejection, records_of
-from hub.errors import FatalSyncError, PipelineBusy, SyncError
+from hub.errors import FatalSyncError, PipelineBusy, RetriableSyncError, SyncError
 from hub.frames import key_strings, row_hashes, text_frame
 from hub.leases import LeaseHolder
 from hub.mapping.executor import IDENTITY_PREFIX, apply_mapping, canonical_text
@@ -765,8 +765,19 @@ class Sync:
             fields = {c[len(IDENTITY_PREFIX) :]: v for c in columns if (v := row[c]) not in (None, "")}
             people.append(SourcePerson(self.pipeline.source, str(row[REMOTE_ID]), now, fields))
         actions: dict[str, int] = {}
-        for resolution in self._resolver.resolve(people):
-            actions[resolution.action] = actions.get(resolution.action, 0) + 1
+        # One resolver at a time per state store: two pipelines meeting the same new person
+        # at once must not create it twice.
+        lease = LeaseHolder(self.db, "identity", ttl=120)
+        deadline = time.monotonic() + 600
+        while not lease.try_acquire():
+            if time.monotonic() > deadline:
+                raise RetriableSyncError("identity resolution stayed busy (another pipeline) for 10 minutes")
+            self.sleep(0.2)
+        try:
+            for resolution in self._resolver.resolve(people):
+                actions[resolution.action] = actions.get(resolution.action, 0) + 1
+        finally:
+            lease.release()
         if self.synclog is not None and actions:
             summary = ", ".join(f"{n} {a}" for a, n in sorted(actions.items()))
             self.synclog.event(
