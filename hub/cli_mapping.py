@@ -27,13 +27,6 @@ def _context(config: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return collect_transforms(registry), dict(ENTITIES)
 
 
-def pii_kinds(entity: Any) -> dict[str, str | None]:
-    """Target fields of ``entity`` that hold personal data, with their masking kind."""
-    from hub.schema import PIIClass, pii_fields
-
-    return {name: kind or "text" for name, (cls, kind) in pii_fields(entity).items() if cls != PIIClass.NONE}
-
-
 def _read_sample(path: Path, limit: int) -> pd.DataFrame:
     """Sample records: CSV / Excel (through the files connector), JSON array or JSON lines."""
     from hub.connectors import POSITION
@@ -96,7 +89,7 @@ def preview(
 ) -> None:
     """Show source -> canonical side by side, with rejections. Writes nothing anywhere."""
     from hub.connectors import POSITION
-    from hub.mapping.executor import apply_mapping, canonical_text
+    from hub.mapping.executor import apply_mapping, canonical_text, pii_kinds
     from hub.mapping.loader import MappingError, load_mapping
     from hub.masking import mask_record, mask_value
 

@@ -37,7 +37,7 @@ from hub.connectors import POSITION, HubDestination, HubSource, RecordBatch, Rej
 from hub.errors import FatalSyncError, PipelineBusy, RetriableSyncError, SyncError
 from hub.frames import key_strings, row_hashes, text_frame
 from hub.leases import LeaseHolder
-from hub.mapping.executor import IDENTITY_PREFIX, apply_mapping, canonical_text
+from hub.mapping.executor import IDENTITY_PREFIX, apply_mapping, canonical_text, pii_kinds
 from hub.mapping.loader import MappingSpec
 from hub.masking import mask_text
 from hub.project import Project
@@ -496,25 +496,15 @@ class Sync:
                     prepared = self._prepare(batch, ctx, base + prepared_total, previous)
                     prepared_total += prepared.counts.read
                     if in_flight is not None:
-                        counts.add(in_flight.result())
-                        if previous is not None and previous.batch.state is not None:
-                            self._resume_state = previous.batch.state
-                        if self.progress:
-                            self.progress(ctx.selection.name, counts.read)
+                        self._settle(in_flight, previous, ctx, counts)
                     in_flight = writer.submit(self._commit, prepared, ctx, destinations, counts.read)
                     previous = prepared
                 if in_flight is not None:
-                    counts.add(in_flight.result())
-                    if previous is not None and previous.batch.state is not None:
-                        self._resume_state = previous.batch.state
-                    if self.progress:
-                        self.progress(ctx.selection.name, counts.read)
+                    self._settle(in_flight, previous, ctx, counts)
             except BaseException:
                 if in_flight is not None:  # done or not: its counts and checkpoint must not be lost
                     try:
-                        counts.add(in_flight.result())
-                        if previous is not None and previous.batch.state is not None:
-                            self._resume_state = previous.batch.state
+                        self._settle(in_flight, previous, ctx, counts)
                     except Exception:
                         log.debug("write of the last chunk failed too", exc_info=True)
                 raise
@@ -534,7 +524,6 @@ class Sync:
                 schema=configured.stream.json_schema,
                 index=RecordIndex(self.pipeline.name, entity, self.pipeline.source, sel.name),
             )
-        from hub.cli_mapping import pii_kinds
         from hub.schema import ENTITIES, field_specs
 
         model = ENTITIES[spec.entity]
@@ -577,6 +566,16 @@ class Sync:
         columns[REMOTE_ID] = kept
         columns[POSITION] = mapped[POSITION]
         return text_frame(pd.DataFrame(columns, index=mapped.index)), kept
+
+    def _settle(
+        self, in_flight: Future[Counts], chunk: Prepared | None, ctx: StreamContext, counts: Counts
+    ) -> None:
+        """Wait for the chunk being written; its counts and checkpoint now stand."""
+        counts.add(in_flight.result())
+        if chunk is not None and chunk.batch.state is not None:
+            self._resume_state = chunk.batch.state
+        if self.progress:
+            self.progress(ctx.selection.name, counts.read)
 
     def _prepare(
         self, batch: RecordBatch, ctx: StreamContext, seen: int, previous: Prepared | None

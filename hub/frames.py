@@ -88,10 +88,5 @@ def row_hashes(frame: pd.DataFrame, secret: bytes = b"") -> list[str]:
     return [blake(s.encode(), key=key, digest_size=16).hexdigest() for s in joined.to_pylist()]
 
 
-def row_tuples(frame: pd.DataFrame, columns: Sequence[str]) -> list[tuple[Any, ...]]:
-    """Rows as tuples of ``str | None`` for a DB-API ``executemany``."""
-    return list(zip(*(arrow(frame[c]).to_pylist() for c in columns), strict=True))
-
-
 def to_arrow_table(frame: pd.DataFrame, columns: Sequence[str]) -> pa.Table:
     return pa.table({c: arrow(frame[c]) for c in columns})

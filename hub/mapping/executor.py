@@ -187,6 +187,13 @@ def apply_mapping(
     return MappingResult(frame=mapped.loc[keep], rejections=rejections, warnings=warnings, kept=keep)
 
 
+def pii_kinds(entity: Any) -> dict[str, str | None]:
+    """Target fields of ``entity`` that hold personal data, with their masking kind."""
+    from hub.schema import PIIClass, pii_fields
+
+    return {name: kind or "text" for name, (cls, kind) in pii_fields(entity).items() if cls != PIIClass.NONE}
+
+
 def canonical_text(value: Any) -> str | None:
     """A mapped value as the text a destination receives (dates ISO, money and objects as JSON)."""
     if value is None:
