@@ -536,7 +536,7 @@ def deadletters_show(dead_letter_id: int, as_json: JsonOption = False) -> None:
         record = None
         if d.payload is not None:
             plain = p.keyring.open(
-                d.payload, "dead-letter", dead_letter_context(d.pipeline, d.stream, d.position)
+                d.payload, "dead_letters", dead_letter_context(d.pipeline, d.stream, d.position)
             )
             record = mask_record(orjson.loads(plain))
         data = {

@@ -32,7 +32,11 @@ _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 _CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
-HUB_KEYS = {"database", "timezone", "plugins_dir", "schedules_dir", "chunk_size", "log_level"}
+HUB_KEYS = {"database", "timezone", "plugins_dir", "schedules_dir", "chunk_size", "log_level", "tenant"}
+KEYS_KEYS = {"file", "env", "algorithm"}
+#: masking kinds a source column can be declared as (``[connectors.NAME] pii``)
+PII_KINDS = ("id_number", "phone", "email", "bank_account", "money", "text")
+PRIVACY_KEYS = {"raw_records_days", "dead_letters_days", "schedule"}
 SYNC_MODES = ("full_refresh", "incremental")
 #: Records per chunk: one checkpoint each. Large enough that state-store commits stay cheap,
 #: small enough to keep memory bounded (destinations write a chunk in slices).
@@ -72,6 +76,10 @@ class ConnectorConfig:
     name: str
     plugin: str
     config: Mapping[str, Any]
+    #: source columns holding personal data -> masking kind (``pii = { id_no = "id_number" }``)
+    pii: Mapping[str, str] = field(default_factory=dict)
+    #: as a destination: write PII fields as hub ciphertexts (+ blind indexes), not in clear
+    encrypt_pii: bool = True
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,20 @@ class PipelineConfig:
     mapping: Path | None = None
     schedule: Schedule | None = None
     chunk_size: int | None = None
+    #: keep each source record, sealed, in ``raw_records`` (purged by the retention job)
+    keep_raw: bool = False
+
+
+@dataclass
+class Privacy:
+    """The ``[privacy]`` table: retention of what hub keeps beyond the sync itself."""
+
+    #: days to keep raw source payloads (``keep_raw`` pipelines); None keeps them
+    raw_records_days: int | None = None
+    #: days to keep open or resolved dead letters (rejected candidates, ...); None keeps them
+    dead_letters_days: int | None = None
+    #: cron expression of the built-in retention job in ``hub scheduler``
+    schedule: str = "30 3 * * *"
 
 
 @dataclass
@@ -101,6 +123,8 @@ class Settings:
     keys: dict[str, Any]
     #: the ``[identity]`` table: rules and source priority for identity resolution
     identity: dict[str, Any] = field(default_factory=dict)
+    tenant: str = "default"
+    privacy: Privacy = field(default_factory=Privacy)
     connectors: dict[str, ConnectorConfig] = field(default_factory=dict)
     pipelines: dict[str, PipelineConfig] = field(default_factory=dict)
     schedules: list[Schedule] = field(default_factory=list)
@@ -377,10 +401,9 @@ def load_settings(path: Path, connectors: Mapping[str, Connector]) -> Settings:
         raise ConfigurationError([ConfigProblem("(syntax)", str(exc))], str(path)) from exc
     base = path.parent
 
-    for key in set(raw) - {"hub", "keys", "connectors", "pipelines", "identity"}:
-        problems.append(
-            ConfigProblem(key, "unknown table (known: hub, keys, connectors, pipelines, identity)")
-        )
+    tables = {"hub", "keys", "connectors", "pipelines", "identity", "privacy"}
+    for key in set(raw) - tables:
+        problems.append(ConfigProblem(key, f"unknown table (known: {', '.join(sorted(tables))})"))
     hub_raw = raw.get("hub", {})
     for key in set(hub_raw) - HUB_KEYS:
         problems.append(ConfigProblem(f"hub.{key}", f"unknown key (known: {', '.join(sorted(HUB_KEYS))})"))
@@ -403,7 +426,19 @@ def load_settings(path: Path, connectors: Mapping[str, Connector]) -> Settings:
     if plugins_dir is not None and not plugins_dir.is_dir():
         problems.append(ConfigProblem("hub.plugins_dir", f"directory not found: {hub_raw['plugins_dir']}"))
     keys = dict(raw.get("keys", {}))
+    for key in set(keys) - KEYS_KEYS:
+        problems.append(ConfigProblem(f"keys.{key}", f"unknown key (known: {', '.join(sorted(KEYS_KEYS))})"))
     keys["file"] = str(base / keys.get("file", ".hub/master.key"))
+    keys.setdefault("algorithm", "aes-256-gcm")
+    if keys["algorithm"] not in ("aes-256-gcm", "sm4-gcm"):
+        problems.append(
+            ConfigProblem("keys.algorithm", f"{keys['algorithm']!r} is not aes-256-gcm or sm4-gcm")
+        )
+    tenant = hub_raw.get("tenant", "default")
+    if not isinstance(tenant, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", tenant):
+        problems.append(ConfigProblem("hub.tenant", "must be 1-100 letters, digits, '_', '.' or '-'"))
+        tenant = "default"
+    privacy = _privacy_from(raw.get("privacy", {}), problems)
 
     settings = Settings(
         path=path,
@@ -415,6 +450,8 @@ def load_settings(path: Path, connectors: Mapping[str, Connector]) -> Settings:
         schedules_dir=base / str(hub_raw.get("schedules_dir", "schedules")),
         keys=keys,
         identity=dict(raw.get("identity", {})),
+        tenant=tenant,
+        privacy=privacy,
     )
 
     for name, table in (raw.get("connectors") or {}).items():
@@ -422,8 +459,25 @@ def load_settings(path: Path, connectors: Mapping[str, Connector]) -> Settings:
         if not isinstance(table, Mapping):
             problems.append(ConfigProblem(where, "must be a table"))
             continue
-        for key in set(table) - {"plugin", "config"}:
-            problems.append(ConfigProblem(f"{where}.{key}", "unknown key (known: plugin, config)"))
+        for key in set(table) - {"plugin", "config", "pii", "encrypt_pii"}:
+            problems.append(
+                ConfigProblem(f"{where}.{key}", "unknown key (known: config, encrypt_pii, pii, plugin)")
+            )
+        pii = table.get("pii", {})
+        if not isinstance(pii, Mapping):
+            problems.append(ConfigProblem(f"{where}.pii", "must be a table of column = kind"))
+            pii = {}
+        for column, kind in pii.items():
+            if kind not in PII_KINDS:
+                problems.append(
+                    ConfigProblem(
+                        f"{where}.pii.{column}", f"unknown kind {kind!r} (known: {', '.join(PII_KINDS)})"
+                    )
+                )
+        encrypt_pii = table.get("encrypt_pii", True)
+        if not isinstance(encrypt_pii, bool):
+            problems.append(ConfigProblem(f"{where}.encrypt_pii", "must be true or false"))
+            encrypt_pii = True
         plugin = table.get("plugin")
         if not isinstance(plugin, str):
             problems.append(ConfigProblem(f"{where}.plugin", "required field is missing"))
@@ -439,19 +493,23 @@ def load_settings(path: Path, connectors: Mapping[str, Connector]) -> Settings:
             problems.append(
                 ConfigProblem(f"{where}.plugin", f"unknown connector {plugin!r} (known: {known})")
             )
-            settings.connectors[name] = ConnectorConfig(name, plugin, MappingProxyType(config))
+            settings.connectors[name] = ConnectorConfig(
+                name, plugin, MappingProxyType(config), MappingProxyType(dict(pii)), encrypt_pii
+            )
             continue
         spec = connector.spec().connectionSpecification
         _validate_connector_config(f"{where}.config", config, spec, problems)
         config = _resolve_paths(config, spec, base)
-        settings.connectors[name] = ConnectorConfig(name, plugin, MappingProxyType(config))
+        settings.connectors[name] = ConnectorConfig(
+            name, plugin, MappingProxyType(config), MappingProxyType(dict(pii)), encrypt_pii
+        )
 
     for name, table in (raw.get("pipelines") or {}).items():
         where = f"pipelines.{name}"
         if not isinstance(table, Mapping):
             problems.append(ConfigProblem(where, "must be a table"))
             continue
-        pipeline_keys = {"source", "streams", "destinations", "mapping", "schedule", "chunk_size"}
+        pipeline_keys = {"source", "streams", "destinations", "mapping", "schedule", "chunk_size", "keep_raw"}
         for key in set(table) - pipeline_keys:
             problems.append(
                 ConfigProblem(f"{where}.{key}", f"unknown key (known: {', '.join(sorted(pipeline_keys))})")
@@ -459,6 +517,10 @@ def load_settings(path: Path, connectors: Mapping[str, Connector]) -> Settings:
         pipeline_chunk = table.get("chunk_size")
         if pipeline_chunk is not None and (not isinstance(pipeline_chunk, int) or pipeline_chunk < 1):
             problems.append(ConfigProblem(f"{where}.chunk_size", "must be a positive integer"))
+        keep_raw = table.get("keep_raw", False)
+        if not isinstance(keep_raw, bool):
+            problems.append(ConfigProblem(f"{where}.keep_raw", "must be true or false"))
+            keep_raw = False
         source = table.get("source")
         if not isinstance(source, str):
             problems.append(ConfigProblem(f"{where}.source", "required field is missing"))
@@ -497,6 +559,7 @@ def load_settings(path: Path, connectors: Mapping[str, Connector]) -> Settings:
             mapping=mapping,
             schedule=schedule,
             chunk_size=table.get("chunk_size"),
+            keep_raw=keep_raw,
         )
         if schedule:
             settings.schedules.append(schedule)
@@ -508,6 +571,32 @@ def load_settings(path: Path, connectors: Mapping[str, Connector]) -> Settings:
     if problems:
         raise ConfigurationError(problems, str(path))
     return settings
+
+
+def _privacy_from(table: Any, problems: list[ConfigProblem]) -> Privacy:
+    if not isinstance(table, Mapping):
+        problems.append(ConfigProblem("privacy", "must be a table"))
+        return Privacy()
+    for key in set(table) - PRIVACY_KEYS:
+        problems.append(
+            ConfigProblem(f"privacy.{key}", f"unknown key (known: {', '.join(sorted(PRIVACY_KEYS))})")
+        )
+    privacy = Privacy()
+    for key in ("raw_records_days", "dead_letters_days"):
+        value = table.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            problems.append(ConfigProblem(f"privacy.{key}", "must be a positive number of days"))
+            continue
+        setattr(privacy, key, value)
+    schedule = table.get("schedule", privacy.schedule)
+    try:
+        CronTrigger.from_crontab(str(schedule))
+        privacy.schedule = str(schedule)
+    except ValueError as exc:
+        problems.append(ConfigProblem("privacy.schedule", f"not a cron expression: {exc}"))
+    return privacy
 
 
 def _load_schedule_file(file: Path, settings: Settings, problems: list[ConfigProblem]) -> None:

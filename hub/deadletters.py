@@ -35,7 +35,7 @@ def retry_dead_letters(project: Project, ids: list[int] | None, pipeline: str | 
                 skipped += 1
                 continue
             plain = project.keyring.open(
-                d.payload, "dead-letter", dead_letter_context(d.pipeline, d.stream, d.position)
+                d.payload, "dead_letters", dead_letter_context(d.pipeline, d.stream, d.position)
             )
             record = orjson.loads(plain)
             record["_hub_position"] = d.position

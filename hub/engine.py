@@ -178,13 +178,13 @@ class Sync:
         self.progress = progress
         self.sleep = sleep
         self.chunk_size = self.pipeline.chunk_size or project.settings.chunk_size
-        self.digester = KeyDigester(project.keyring._key("record-keys"))
+        self.digester = KeyDigester(project.keyring.hmac_key("record-keys"))
         self.signature = self._pipeline_signature()
         self.synclog: SyncLog | None = None
         self._dest_counts: dict[tuple[str, str], Counts] = {}
         self._rejected_positions: list[str] = []
         self._resume_state: dict[str, Any] | None = None
-        self._hash_secret = project.keyring._key("content-hashes")
+        self._hash_secret = project.keyring.hmac_key("content-hashes")
         self._lease: LeaseHolder | None = None
         self._resolver: Any = None
 
@@ -876,7 +876,7 @@ class Sync:
         if rejection.record is not None:
             context = dead_letter_context(self.pipeline.name, stream, rejection.position)
             payload = self.project.keyring.seal(
-                orjson.dumps(dict(rejection.record), default=str), "dead-letter", context
+                orjson.dumps(dict(rejection.record), default=str), "personal", "dead_letters", context
             )
         if existing is not None and existing.reason == reason and existing.destination == destination:
             # The same place rejected again for the same reason: one row, holding the latest record

@@ -69,7 +69,7 @@ NAME_FIELDS: tuple[str, ...] = ("full_name", "name", "family_name", "given_name"
 #: Fields never overwritten once set: a different value is an open conflict.
 IDENTITY_FIELDS: frozenset[str] = frozenset({"id_number"})
 #: Purpose (key) and context prefix of everything sealed here.
-SEAL_PURPOSE = "person"
+SEAL_PURPOSE = "personal"
 
 Action = Literal["created", "matched", "linked", "review"]
 
@@ -448,6 +448,7 @@ class IdentityResolver:
         self.keyring = keyring
         self.config = config or IdentityConfig()
         self.batch_size = batch_size
+        keyring.ensure_keys()  # not later, inside a transaction (SQLite has one writer)
 
     @classmethod
     def for_project(cls, project: Project, config: IdentityConfig | None = None) -> IdentityResolver:
@@ -556,10 +557,14 @@ class IdentityResolver:
     # sealing
 
     def _seal(self, payload: Any, context: str) -> bytes:
-        return self.keyring.seal(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS), SEAL_PURPOSE, context)
+        table, _, row_id = context.partition("|")
+        return self.keyring.seal(
+            orjson.dumps(payload, option=orjson.OPT_SORT_KEYS), SEAL_PURPOSE, table, row_id
+        )
 
     def _open(self, sealed: bytes, context: str) -> Any:
-        return orjson.loads(self.keyring.open(sealed, SEAL_PURPOSE, context))
+        table, _, row_id = context.partition("|")
+        return orjson.loads(self.keyring.open(sealed, table, row_id))
 
     def _seal_fields(self, hub_id: str, fields: Mapping[str, Any]) -> bytes:
         return self._seal(dict(fields), f"persons|{hub_id}")

@@ -100,7 +100,17 @@ class Project:
     @cached_property
     def keyring(self) -> Keyring:
         provider = self.registry.pm.hook.hub_key_provider(settings=self.settings.keys)
-        return Keyring(provider.load_kek(), key_id=provider.key_id)
+        keyring = Keyring(
+            provider.load_kek(),
+            key_id=provider.key_id,
+            db=self.db,
+            tenant=self.settings.tenant,
+            algorithm=str(self.settings.keys.get("algorithm", "aes-256-gcm")),
+        )
+        # Created up front, in their own transaction: sealing later happens inside other
+        # transactions, where creating a key would wait on SQLite's single writer.
+        keyring.ensure_keys()
+        return keyring
 
     @cached_property
     def transforms(self) -> dict[str, Transform]:
@@ -132,7 +142,7 @@ class Project:
     # -- secrets -------------------------------------------------------------------------
 
     def set_secret(self, name: str, value: str) -> None:
-        sealed = self.keyring.seal(value.encode(), "secret", name)
+        sealed = self.keyring.seal(value.encode(), "secret", "secrets", name)
         with self.db.session() as session:
             row = session.get(Secret, name)
             if row is None:
@@ -146,7 +156,7 @@ class Project:
             row = session.get(Secret, name)
             if row is None:
                 return None
-            return self.keyring.open(row.ciphertext, "secret", name).decode()
+            return self.keyring.open(row.ciphertext, "secrets", name).decode()
 
 
 def actor() -> str:

@@ -220,7 +220,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
     records = [r for feed in feeds.values() for r in feed]
     random.Random(11).shuffle(records)  # the order of arrival must not matter
     db = Database(f"sqlite:///{path}")
-    resolver = IdentityResolver(db, Keyring(KEY), CONFIG)
+    resolver = IdentityResolver(db, Keyring(KEY, db=db), CONFIG)
     started = time.perf_counter()
     results = resolver.resolve(records)
     elapsed = time.perf_counter() - started
@@ -257,7 +257,7 @@ def store(scenario: Scenario, tmp_path: Path) -> Iterator[Store]:
     shutil.copyfile(scenario.path, path)
     url = f"sqlite:///{path}"
     db = Database(url)
-    yield Store(db, IdentityResolver(db, Keyring(KEY), CONFIG), url)
+    yield Store(db, IdentityResolver(db, Keyring(KEY, db=db), CONFIG), url)
     db.dispose()
 
 
@@ -583,7 +583,8 @@ def test_people_find_and_show(
 
 
 def fresh(tmp_path: Path, config: IdentityConfig) -> IdentityResolver:
-    return IdentityResolver(Database(f"sqlite:///{tmp_path / 'fresh.db'}"), Keyring(KEY), config)
+    db = Database(f"sqlite:///{tmp_path / 'fresh.db'}")
+    return IdentityResolver(db, Keyring(KEY, db=db), config)
 
 
 def test_normalisation() -> None:
@@ -618,9 +619,8 @@ def test_rules_are_configurable(tmp_path: Path) -> None:
     results = only_phone.resolve(records)
     assert [r.action for r in results] == ["created", "created", "matched"]
     assert results[2].matched_by == "phone_name" and results[2].person_id == results[0].person_id
-    strict = IdentityResolver(
-        Database(f"sqlite:///{tmp_path / 'strict.db'}"), Keyring(KEY), IdentityConfig(max_name_edits=0)
-    )
+    db = Database(f"sqlite:///{tmp_path / 'strict.db'}")
+    strict = IdentityResolver(db, Keyring(KEY, db=db), IdentityConfig(max_name_edits=0))
     assert [r.action for r in strict.resolve(records)] == ["created", "matched", "review"]
     with pytest.raises(ConfigurationError):
         IdentityConfig(rules=("id_number", "surname"))
@@ -667,9 +667,9 @@ def test_identity_store_on_each_backend(any_db_url: str) -> None:
     records = [r for feed in feeds.values() for r in feed]
     db = Database(any_db_url)
     try:
-        assert db.revision() == "0002"
+        assert db.revision() is not None and db.revision() >= "0002"
         assert set(IDENTITY_TABLES) <= set(sa.inspect(db.engine).get_table_names())
-        resolver = IdentityResolver(db, Keyring(KEY), CONFIG, batch_size=25)
+        resolver = IdentityResolver(db, Keyring(KEY, db=db), CONFIG, batch_size=25)
         results = resolver.resolve(records)
         assert len({r.person_id for r in results}) == 30
         per_human: dict[int, set[str]] = {}
@@ -701,6 +701,6 @@ def test_identity_store_on_each_backend(any_db_url: str) -> None:
         command.downgrade(db.alembic_config(), "0001")
         assert not set(IDENTITY_TABLES) & set(sa.inspect(db.engine).get_table_names())
         db.upgrade()
-        assert db.revision() == "0002"
+        assert db.revision() is not None and db.revision() >= "0002"
     finally:
         db.dispose()

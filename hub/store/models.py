@@ -109,6 +109,8 @@ class CanonicalRecord(Base):
     run_id: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     payload: Mapped[bytes | None] = mapped_column(LargeBinary(length=2**24), nullable=True)
+    #: keyed hash per field (mapped entities): which fields an update changed
+    field_hashes: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class BatchFingerprint(Base):
@@ -291,3 +293,102 @@ class IdentityReview(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(nullable=True)
     #: the record's fields, sealed with context "identity_reviews|<id>"
     details_ciphertext: Mapped[bytes] = mapped_column(LargeBinary(length=2**24))
+
+
+# -- encryption keys (hub.crypto.keyring) -------------------------------------------------
+
+
+class CryptoKey(Base):
+    """A data key, wrapped by the key-encryption key; its id is written into every ciphertext.
+
+    ``status``: ``primary`` (seals new values; one per tenant and data class), ``active``
+    (still decrypts) or ``retired`` (refuses to decrypt). ``primary_of`` repeats
+    "tenant/data_class" for the primary key only (NULL otherwise): one primary per class on
+    every backend, even when two processes create keys at once.
+    """
+
+    __tablename__ = "crypto_keys"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(100))
+    data_class: Mapped[str] = mapped_column(String(40))
+    algorithm: Mapped[str] = mapped_column(String(20))
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary(length=2**16))
+    kek_id: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    primary_of: Mapped[str | None] = mapped_column(String(150), unique=True, nullable=True)
+    #: values sealed under this key so far (flushed by each process; the nonce budget)
+    encryptions: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    demoted_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    retired_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class JobCheckpoint(Base):
+    """Progress of a resumable maintenance job (key re-encryption, retention purge)."""
+
+    __tablename__ = "job_checkpoints"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# -- privacy operations (hub.privacy) -----------------------------------------------------
+
+
+class PrivacyTombstone(Base):
+    """An erased person's identifiers, as keyed digests: a later sync must not bring them back.
+
+    ``kind`` is ``remote`` (a source's record id; ``source`` names the connector) or a blind
+    index kind (``id_number``, ``email``, ``phone``). ``lifted_at`` is set when new consent
+    lets the person be processed again.
+    """
+
+    __tablename__ = "privacy_tombstones"
+    __table_args__ = (UniqueConstraint("kind", "source", "digest"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    erasure_id: Mapped[str] = mapped_column(String(36), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(200), default="")
+    digest: Mapped[str] = mapped_column(String(32))
+    erased_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lifted_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class RawRecord(Base):
+    """A source record as the vendor sent it, kept for debugging (sealed; purged by retention)."""
+
+    __tablename__ = "raw_records"
+    __table_args__ = (Index("ix_raw_records_pipeline_created", "pipeline", "created_at"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    run_id: Mapped[int] = mapped_column(Integer, index=True)
+    pipeline: Mapped[str] = mapped_column(String(200))
+    stream: Mapped[str] = mapped_column(String(200))
+    #: keyed digest of the record key (as in canonical_records)
+    key_digest: Mapped[str] = mapped_column(String(32), index=True)
+    position: Mapped[str] = mapped_column(String(500), default="")
+    #: the record, sealed with context ("raw_records", "payload", pipeline|stream|key_digest)
+    payload: Mapped[bytes] = mapped_column(LargeBinary(length=2**24))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- change events (hub.changes) ----------------------------------------------------------
+
+
+class ChangeEvent(Base):
+    """A canonical record was created or updated: which fields changed, never their values."""
+
+    __tablename__ = "change_events"
+    __table_args__ = (Index("ix_change_events_entity_id", "entity", "id"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    run_id: Mapped[int] = mapped_column(Integer, index=True)
+    pipeline: Mapped[str] = mapped_column(String(200))
+    stream: Mapped[str] = mapped_column(String(200))
+    entity: Mapped[str] = mapped_column(String(200))
+    #: "created" or "updated"
+    kind: Mapped[str] = mapped_column(String(20))
+    key_digest: Mapped[str] = mapped_column(String(32))
+    #: the record's id (its key), sealed with context ("change_events", "record_id", key_digest)
+    record_id: Mapped[bytes] = mapped_column(LargeBinary(length=2**16))
+    changed_fields: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,473 @@
+"""Data keys per data class, wrapped by the KEK, and the seal / open / blind operations.
+
+The KEK (from a :class:`~hub.crypto.providers.KeyProvider`) only wraps data keys; the wrapped
+keys live in the ``crypto_keys`` table. Each data class (identity, contact, financial,
+compensation, personal, secret) has one *primary* key that seals new values; older keys stay
+*active* for decryption until ``hub keys reencrypt`` has moved their values and
+``hub keys retire`` disables them. Rotating the KEK rewraps the data keys only.
+
+Blind indexes and hub's record digests use HMAC subkeys derived (HKDF) from one *index*
+root key, kept wrapped like the data keys, so they stay stable across data-key rotations.
+Without a database (tests, previews) the keys live in memory for the keyring's lifetime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from hub.crypto import aead
+from hub.crypto.envelope import (
+    BODY_OFFSET,
+    FORMAT_VERSION,
+    HEADER,
+    NONCE_OFFSET,
+    FormatError,
+    from_text,
+    lp,
+    parse_header,
+    to_text,
+)
+from hub.crypto.providers import kek_fingerprint
+from hub.errors import HubError
+
+if TYPE_CHECKING:
+    from hub.store.db import Database
+
+#: Data classes with a data key each. "personal" holds whole records (dead letters, raw
+#: payloads, review details) and PII without a narrower class; "secret" connector credentials.
+DATA_CLASSES = ("identity", "contact", "financial", "compensation", "personal", "secret")
+#: HMAC root for blind indexes and record digests (not an AEAD key).
+INDEX_CLASS = "index"
+#: A PII field's masking kind -> the data class whose key seals it.
+CLASS_OF_KIND = {
+    "id_number": "identity",
+    "phone": "contact",
+    "email": "contact",
+    "bank_account": "financial",
+    "money": "compensation",
+    "text": "personal",
+}
+#: Kinds that get a blind index next to the ciphertext (exact-match lookup without decrypting).
+INDEXED_KINDS = frozenset({"id_number", "phone", "email", "bank_account"})
+#: How long a process trusts its cached view of which key is primary.
+PRIMARY_TTL_SECONDS = 30.0
+
+
+class DecryptionError(HubError):
+    """A ciphertext was tampered with, moved, sealed under another key, or its key is retired."""
+
+
+class KeyOperationError(HubError):
+    """A key operation is not possible (unknown key, retiring a primary key, ...)."""
+
+
+@dataclass(frozen=True)
+class DataKey:
+    id: int
+    data_class: str
+    algorithm: aead.Algorithm
+    status: str
+    material: bytes
+
+
+def _wrap_aad(tenant: str, key_id: int, data_class: str, algorithm: str) -> bytes:
+    return lp("hub-dek-v1", tenant, str(key_id), data_class, algorithm)
+
+
+def wrap_key(kek: bytes, material: bytes, tenant: str, key_id: int, data_class: str, algorithm: str) -> bytes:
+    nonce = os.urandom(12)
+    return nonce + AESGCM(kek).encrypt(nonce, material, _wrap_aad(tenant, key_id, data_class, algorithm))
+
+
+def unwrap_key(
+    kek: bytes, wrapped: bytes, tenant: str, key_id: int, data_class: str, algorithm: str
+) -> bytes:
+    try:
+        return AESGCM(kek).decrypt(
+            wrapped[:12], wrapped[12:], _wrap_aad(tenant, key_id, data_class, algorithm)
+        )
+    except Exception as exc:
+        raise DecryptionError(
+            f"data key {key_id} does not unwrap with this KEK (wrong key file or HUB_MASTER_KEY?)"
+        ) from exc
+
+
+def normalise_for_index(value: str) -> str:
+    """What a blind index is computed over: NFKC, no spaces, upper case (``ｘ`` == ``x`` == ``X``)."""
+    import unicodedata
+
+    return unicodedata.normalize("NFKC", value).strip().replace(" ", "").upper()
+
+
+class Keyring:
+    """Seals and opens values with the tenant's data keys; computes blind indexes.
+
+    Thread-safe: a sync seals on its writer thread while another thread prepares.
+    """
+
+    def __init__(
+        self,
+        kek: bytes,
+        key_id: str = "default",
+        *,
+        db: Database | None = None,
+        tenant: str = "default",
+        algorithm: str = "aes-256-gcm",
+    ) -> None:
+        if len(kek) != 32:
+            raise ValueError("the key-encryption key must be 32 bytes")
+        if algorithm not in aead.ALGORITHMS:
+            raise ValueError(f"unknown algorithm {algorithm!r} (known: {', '.join(aead.ALGORITHMS)})")
+        if not aead.supported(aead.ALGORITHMS[algorithm]):
+            raise HubError(f"{algorithm} is not supported by the OpenSSL that cryptography links against")
+        self._kek = kek
+        self.kek_id = f"{key_id}:{kek_fingerprint(kek)}"
+        self.db = db
+        self.tenant = tenant
+        self.algorithm = aead.ALGORITHMS[algorithm]
+        self._lock = threading.RLock()
+        self._keys: dict[int, DataKey] = {}
+        self._primary: dict[str, tuple[int, float]] = {}
+        self._memory_ids = iter(range(1, 2**31))
+        self._encrypt_fns: dict[int, aead.Encrypt] = {}
+        self._decrypt_fns: dict[int, aead.Encrypt] = {}
+        self._hmac_keys: dict[str, bytes] = {}
+        self.encryptions: Counter[int] = Counter()
+
+    # -- data keys ---------------------------------------------------------------------------
+
+    def _load(self, key_id: int) -> DataKey | None:
+        if self.db is None:
+            return self._keys.get(key_id)
+        from hub.store.models import CryptoKey
+
+        with self.db.session() as session:
+            row = session.get(CryptoKey, key_id)
+            if row is None or row.tenant != self.tenant:
+                return None
+            algorithm = aead.ALGORITHMS.get(row.algorithm)
+            if row.data_class == INDEX_CLASS:
+                algorithm = aead.AES_256_GCM
+            if algorithm is None:
+                raise DecryptionError(f"data key {key_id} uses unknown algorithm {row.algorithm}")
+            material = unwrap_key(self._kek, row.wrapped, row.tenant, row.id, row.data_class, row.algorithm)
+            key = DataKey(row.id, row.data_class, algorithm, row.status, material)
+        self._keys[key_id] = key
+        return key
+
+    def key(self, key_id: int, *, refresh: bool = False) -> DataKey:
+        with self._lock:
+            key = None if refresh else self._keys.get(key_id)
+            if key is None:
+                key = self._load(key_id)
+            if key is None:
+                raise DecryptionError(f"no data key {key_id} for this tenant")
+            return key
+
+    def primary(self, data_class: str) -> DataKey:
+        """The key that seals new values of ``data_class``; created on first use."""
+        if data_class not in DATA_CLASSES and data_class != INDEX_CLASS:
+            raise ValueError(f"unknown data class {data_class!r} (known: {', '.join(DATA_CLASSES)})")
+        with self._lock:
+            cached = self._primary.get(data_class)
+            if cached is not None and (self.db is None or time.monotonic() - cached[1] < PRIMARY_TTL_SECONDS):
+                return self._keys[cached[0]]
+            key = self._find_primary(data_class) or self._create_primary(data_class)
+            self._keys[key.id] = key
+            self._primary[data_class] = (key.id, time.monotonic())
+            self._encrypt_fns.pop(key.id, None)
+            return key
+
+    def _find_primary(self, data_class: str) -> DataKey | None:
+        if self.db is None:
+            return None
+        from sqlalchemy import select
+
+        from hub.store.models import CryptoKey
+
+        with self.db.session() as session:
+            row_id = session.execute(
+                select(CryptoKey.id).where(CryptoKey.primary_of == f"{self.tenant}/{data_class}")
+            ).scalar_one_or_none()
+        if row_id is None:
+            return None
+        return self.key(int(row_id), refresh=True)
+
+    def _create_primary(self, data_class: str, *, demote: int | None = None) -> DataKey:
+        algorithm = aead.AES_256_GCM if data_class == INDEX_CLASS else self.algorithm
+        material = os.urandom(32 if data_class == INDEX_CLASS else algorithm.key_bytes)
+        if self.db is None:
+            key_id = next(self._memory_ids)
+            if demote is not None:
+                old = self._keys[demote]
+                self._keys[demote] = DataKey(old.id, old.data_class, old.algorithm, "active", old.material)
+            return DataKey(key_id, data_class, algorithm, "primary", material)
+        from sqlalchemy import func, select
+        from sqlalchemy.exc import IntegrityError
+
+        from hub.store.models import CryptoKey, utcnow
+
+        stored_alg = "hmac-sha256" if data_class == INDEX_CLASS else algorithm.name
+        for _ in range(5):
+            try:
+                with self.db.session() as session:
+                    if demote is not None:
+                        old_row = session.get(CryptoKey, demote)
+                        if old_row is None or old_row.status != "primary":
+                            raise KeyOperationError(
+                                f"key {demote} is no longer primary (rotated concurrently?)"
+                            )
+                        old_row.status, old_row.primary_of, old_row.demoted_at = "active", None, utcnow()
+                        session.flush()
+                    key_id = (
+                        int(session.execute(select(func.coalesce(func.max(CryptoKey.id), 0))).scalar_one())
+                        + 1
+                    )
+                    session.add(
+                        CryptoKey(
+                            id=key_id,
+                            tenant=self.tenant,
+                            data_class=data_class,
+                            algorithm=stored_alg,
+                            wrapped=wrap_key(
+                                self._kek, material, self.tenant, key_id, data_class, stored_alg
+                            ),
+                            kek_id=self.kek_id,
+                            status="primary",
+                            primary_of=f"{self.tenant}/{data_class}",
+                        )
+                    )
+                if demote is not None and demote in self._keys:
+                    self._keys.pop(demote)
+                return DataKey(key_id, data_class, algorithm, "primary", material)
+            except IntegrityError:
+                # Another process created a key at the same moment: use its primary if there is one.
+                if demote is None:
+                    found = self._find_primary(data_class)
+                    if found is not None:
+                        return found
+                time.sleep(0.05)
+        raise KeyOperationError(f"could not create a data key for {data_class} (state store busy)")
+
+    def rotate(self, data_classes: Iterable[str] = DATA_CLASSES) -> dict[str, tuple[int | None, int]]:
+        """A new primary key per class; the old one stays active for decryption. Returns old/new ids."""
+        changed: dict[str, tuple[int | None, int]] = {}
+        with self._lock:
+            for data_class in data_classes:
+                if data_class == INDEX_CLASS:
+                    raise KeyOperationError(
+                        "the index key cannot be rotated without rebuilding every blind index"
+                    )
+                old = self._find_primary(data_class) if self.db is not None else None
+                if self.db is None and data_class in self._primary:
+                    old = self._keys[self._primary[data_class][0]]
+                new = self._create_primary(data_class, demote=old.id if old else None)
+                self._keys[new.id] = new
+                self._primary[data_class] = (new.id, time.monotonic())
+                changed[data_class] = (old.id if old else None, new.id)
+        return changed
+
+    def ensure_keys(self) -> list[DataKey]:
+        """Create the primary key of every data class (and the index key) that has none yet."""
+        return [self.primary(c) for c in (*DATA_CLASSES, INDEX_CLASS)]
+
+    def forget_cache(self) -> None:
+        """Drop cached keys and primaries (after a rotation or retirement by another process)."""
+        with self._lock:
+            self._keys.clear()
+            self._primary.clear()
+            self._encrypt_fns.clear()
+            self._decrypt_fns.clear()
+
+    def flush_counters(self) -> None:
+        """Add this process's encryption counts to ``crypto_keys.encryptions`` (the nonce budget)."""
+        if self.db is None:
+            return
+        from sqlalchemy import update
+
+        from hub.store.models import CryptoKey
+
+        with self._lock:
+            counts, self.encryptions = self.encryptions, Counter()
+        if not counts:
+            return
+        with self.db.session() as session:
+            for key_id, n in counts.items():
+                session.execute(
+                    update(CryptoKey)
+                    .where(CryptoKey.id == key_id)
+                    .values(encryptions=CryptoKey.encryptions + n)
+                )
+
+    # -- sealing -----------------------------------------------------------------------------
+
+    def _encryptor(self, key: DataKey) -> aead.Encrypt:
+        fn = self._encrypt_fns.get(key.id)
+        if fn is None:
+            fn = self._encrypt_fns[key.id] = aead.encryptor(key.algorithm, key.material)
+        return fn
+
+    def _decryptor(self, key: DataKey) -> aead.Encrypt:
+        fn = self._decrypt_fns.get(key.id)
+        if fn is None:
+            fn = self._decrypt_fns[key.id] = aead.decryptor(key.algorithm, key.material)
+        return fn
+
+    def seal(self, plaintext: bytes, data_class: str, *context: str) -> bytes:
+        """Encrypt ``plaintext`` with the class's primary key, bound to ``context``.
+
+        ``context`` names where the value is stored: table, field, record id. Opening needs the
+        same parts, so a value copied elsewhere does not decrypt.
+        """
+        key = self.primary(data_class)
+        header = HEADER.pack(FORMAT_VERSION, key.algorithm.alg_id, key.id)
+        nonce = os.urandom(12)
+        body = self._encryptor(key)(nonce, plaintext, header + lp(self.tenant, *context))
+        self.encryptions[key.id] += 1
+        return header + nonce + body
+
+    def seal_many(
+        self, values: Sequence[str | None], data_class: str, table: str, field: str, record_ids: Sequence[str]
+    ) -> list[str | None]:
+        """Text ciphertexts of a column (``None`` stays ``None``), each bound to its record id."""
+        key = self.primary(data_class)
+        header = HEADER.pack(FORMAT_VERSION, key.algorithm.alg_id, key.id)
+        encrypt = self._encryptor(key)
+        prefix = header + lp(self.tenant, table, field)
+        nonces = os.urandom(12 * len(values))
+        out: list[str | None] = []
+        sealed = 0
+        for i, (value, record_id) in enumerate(zip(values, record_ids, strict=True)):
+            if value is None:
+                out.append(None)
+                continue
+            nonce = nonces[12 * i : 12 * i + 12]
+            body = encrypt(nonce, value.encode(), prefix + lp(record_id))
+            out.append(to_text(header + nonce + body))
+            sealed += 1
+        self.encryptions[key.id] += sealed
+        return out
+
+    def open(self, blob: bytes, *context: str) -> bytes:
+        """Decrypt what :meth:`seal` produced with the same context parts."""
+        try:
+            header = parse_header(blob)
+        except FormatError as exc:
+            raise DecryptionError(str(exc)) from exc
+        key = self.key(header.key_id)
+        if key.status == "retired":
+            key = self.key(header.key_id, refresh=True)  # un-retired since? (never, today: be sure)
+            if key.status == "retired":
+                raise DecryptionError(f"data key {key.id} is retired")
+        if key.algorithm.alg_id != header.alg_id:
+            raise DecryptionError("ciphertext header names another algorithm than its key's")
+        aad = blob[:NONCE_OFFSET] + lp(self.tenant, *context)
+        try:
+            return self._decryptor(key)(blob[NONCE_OFFSET:BODY_OFFSET], blob[BODY_OFFSET:], aad)
+        except aead.AeadError as exc:
+            raise DecryptionError("ciphertext does not authenticate (tampered, moved or wrong key)") from exc
+
+    def seal_text(self, value: str, data_class: str, *context: str) -> str:
+        return to_text(self.seal(value.encode(), data_class, *context))
+
+    def open_text(self, text: str, *context: str) -> str:
+        try:
+            blob = from_text(text)
+        except FormatError as exc:
+            raise DecryptionError(str(exc)) from exc
+        return self.open(blob, *context).decode()
+
+    @staticmethod
+    def key_id_of(blob: bytes | str) -> int:
+        """The data key a ciphertext names in its header."""
+        raw = from_text(blob) if isinstance(blob, str) else blob
+        return parse_header(raw).key_id
+
+    # -- keyed digests -----------------------------------------------------------------------
+
+    def hmac_key(self, purpose: str) -> bytes:
+        """A subkey of the index root for ``purpose`` (blind indexes, record digests, hashes)."""
+        key = self._hmac_keys.get(purpose)
+        if key is None:
+            root = self.primary(INDEX_CLASS).material
+            key = HKDF(
+                algorithm=hashes.SHA256(), length=32, salt=None, info=lp("hub-bidx-v1", self.tenant, purpose)
+            ).derive(root)
+            self._hmac_keys[purpose] = key
+        return key
+
+    def blind(self, value: str, purpose: str) -> str:
+        """Keyed digest for exact-match lookup without storing the value (a blind index)."""
+        return hmac.new(self.hmac_key("blind/" + purpose), value.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def blind_index(self, value: str, kind: str) -> str:
+        """Blind index of a PII value of ``kind``, over its normalised form."""
+        return self.blind(normalise_for_index(value), kind)
+
+    # -- the KEK -----------------------------------------------------------------------------
+
+    def rewrap_all(self, new_kek: bytes, new_kek_label: str = "default") -> int:
+        """Rewrap every data key of this tenant under ``new_kek`` (KEK rotation); returns how many."""
+        if self.db is None:
+            self._kek = new_kek
+            return len(self._keys)
+        from sqlalchemy import select
+
+        from hub.store.models import CryptoKey
+
+        new_id = f"{new_kek_label}:{kek_fingerprint(new_kek)}"
+        count = 0
+        with self.db.session() as session:
+            rows = session.execute(select(CryptoKey).where(CryptoKey.tenant == self.tenant)).scalars().all()
+            for row in rows:
+                material = unwrap_key(
+                    self._kek, row.wrapped, row.tenant, row.id, row.data_class, row.algorithm
+                )
+                row.wrapped = wrap_key(new_kek, material, row.tenant, row.id, row.data_class, row.algorithm)
+                row.kek_id = new_id
+                count += 1
+        self._kek, self.kek_id = new_kek, new_id
+        return count
+
+
+def describe(keyring: Keyring) -> list[dict[str, Any]]:
+    """The tenant's keys without their material, for ``hub keys status``."""
+    if keyring.db is None:
+        return [
+            {"id": k.id, "data_class": k.data_class, "algorithm": k.algorithm.name, "status": k.status}
+            for k in keyring._keys.values()
+        ]
+    from sqlalchemy import select
+
+    from hub.store.models import CryptoKey
+
+    with keyring.db.session() as session:
+        rows = session.execute(
+            select(CryptoKey).where(CryptoKey.tenant == keyring.tenant).order_by(CryptoKey.id)
+        ).scalars()
+        return [
+            {
+                "id": r.id,
+                "data_class": r.data_class,
+                "algorithm": r.algorithm,
+                "status": r.status,
+                "kek_id": r.kek_id,
+                "encryptions": r.encryptions,
+                "created_at": r.created_at,
+                "demoted_at": r.demoted_at,
+                "retired_at": r.retired_at,
+            }
+            for r in rows
+        ]
