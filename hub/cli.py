@@ -40,13 +40,20 @@ app.add_typer(config_app, name="config")
 
 def _add_subapps() -> None:
     """Command groups that live in their own modules."""
+    from hub.cli_changes import changes_app
+    from hub.cli_keys import keys_app
     from hub.cli_mapping import mapping_app
     from hub.cli_people import people_app
+    from hub.cli_privacy import audit_app, privacy_app
     from hub.cli_schema import schema_app
 
     app.add_typer(schema_app, name="schema", help="The canonical employee schema.")
     app.add_typer(mapping_app, name="mapping", help="Mapping files: check them, preview them.")
     app.add_typer(people_app, name="people", help="Persons resolved across systems (masked).")
+    app.add_typer(changes_app, name="changes", help="Change events of canonical records (no values).")
+    app.add_typer(privacy_app, name="privacy", help="Data-subject export and erasure, reveal, retention.")
+    app.add_typer(audit_app, name="audit", help="The audit log: who did what, when and why.")
+    app.add_typer(keys_app, name="keys", help="Encryption keys: status, rotation, re-encryption, KEK.")
 
 
 _add_subapps()

@@ -36,7 +36,7 @@ HUB_KEYS = {"database", "timezone", "plugins_dir", "schedules_dir", "chunk_size"
 KEYS_KEYS = {"file", "env", "algorithm"}
 #: masking kinds a source column can be declared as (``[connectors.NAME] pii``)
 PII_KINDS = ("id_number", "phone", "email", "bank_account", "money", "text")
-PRIVACY_KEYS = {"raw_records_days", "dead_letters_days", "schedule"}
+PRIVACY_KEYS = {"raw_records_days", "dead_letters_days", "schedule", "consent_field"}
 SYNC_MODES = ("full_refresh", "incremental")
 #: Records per chunk: one checkpoint each. Large enough that state-store commits stay cheap,
 #: small enough to keep memory bounded (destinations write a chunk in slices).
@@ -107,6 +107,9 @@ class Privacy:
     dead_letters_days: int | None = None
     #: cron expression of the built-in retention job in ``hub scheduler``
     schedule: str = "30 3 * * *"
+    #: source column holding a data subject's consent time (streams without a mapping; mapped
+    #: streams use the identity field ``consent_at``): newer than an erasure, it lifts the erasure
+    consent_field: str | None = None
 
 
 @dataclass
@@ -592,10 +595,16 @@ def _privacy_from(table: Any, problems: list[ConfigProblem]) -> Privacy:
         setattr(privacy, key, value)
     schedule = table.get("schedule", privacy.schedule)
     try:
-        CronTrigger.from_crontab(str(schedule))
+        crontab_trigger(str(schedule), "UTC")  # as cron(8) reads it, like pipeline schedules
         privacy.schedule = str(schedule)
     except ValueError as exc:
         problems.append(ConfigProblem("privacy.schedule", f"not a cron expression: {exc}"))
+    consent = table.get("consent_field")
+    if consent is not None:
+        if not isinstance(consent, str) or not consent.strip() or consent.startswith("_hub_"):
+            problems.append(ConfigProblem("privacy.consent_field", "must be a source column name"))
+        else:
+            privacy.consent_field = consent.strip()
     return privacy
 
 

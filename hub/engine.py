@@ -2,9 +2,9 @@
 
 For each chunk: drop what is unchanged (content hash), write every destination (each
 write committed and idempotent), then in one transaction of the state store record the
-new hashes, the dead letters and the stream's checkpoint. A crash anywhere replays at
-most the chunk after the last checkpoint, and replays are upserts: nothing is lost and
-nothing is written twice.
+new hashes, the change events of mapped streams (hub.changes), the dead letters and the
+stream's checkpoint. A crash anywhere replays at most the chunk after the last checkpoint,
+and replays are upserts: nothing is lost and nothing is written twice.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from airbyte_cdk.models import (
 )
 from sqlalchemy import select
 
+from hub.changes import Change, ChangeRecorder, PreparedChanges, content_hashes
 from hub.config import PipelineConfig, StreamSelection
 from hub.connectors import POSITION, HubDestination, HubSource, RecordBatch, Rejection, records_of
 from hub.errors import FatalSyncError, PipelineBusy, RetriableSyncError, SyncError
@@ -40,6 +41,8 @@ from hub.leases import LeaseHolder
 from hub.mapping.executor import IDENTITY_PREFIX, apply_mapping, canonical_text, pii_kinds
 from hub.mapping.loader import MappingSpec
 from hub.masking import mask_text
+from hub.pii import PiiGuard, save_raw_records
+from hub.privacy import TombstoneScreen
 from hub.project import Project
 from hub.records import KeyDigester, RecordIndex
 from hub.retry import ATTEMPTS, backoff_delay, call_with_retry, is_transient, retry_after_of
@@ -131,8 +134,12 @@ class Prepared:
     digests: list[str] = field(default_factory=list)
     hashes: list[str] = field(default_factory=list)
     is_new: list[bool] = field(default_factory=list)
+    #: mapped streams: field hashes and sealed ids of the rows of to_write (hub.changes)
+    changes: PreparedChanges | None = None
     delivered: dict[str, str] = field(default_factory=dict)
     rows: int = 0
+    #: sealed source records for ``raw_records`` (``keep_raw`` pipelines; hub.pii)
+    raw: list[dict[str, Any]] = field(default_factory=list)
     updates_existing: bool = False
 
 
@@ -185,8 +192,11 @@ class Sync:
         self._rejected_positions: list[str] = []
         self._resume_state: dict[str, Any] | None = None
         self._hash_secret = project.keyring.hmac_key("content-hashes")
+        self._changes = ChangeRecorder(project.keyring, self._hash_secret, self.pipeline.name)
         self._lease: LeaseHolder | None = None
         self._resolver: Any = None
+        self._pii = PiiGuard(project, self.pipeline)
+        self._privacy = TombstoneScreen(project, self.pipeline, dry_run=dry_run)
 
     def _pipeline_signature(self) -> str:
         """Changes when what decides a record's delivered form changes.
@@ -223,7 +233,15 @@ class Sync:
             self.synclog = SyncLog(self.db, self.pipeline.name, self.trigger, dry_run=self.dry_run)
             return self._run(started)
         finally:
+            self._flush_key_counters()
             lease.release()
+
+    def _flush_key_counters(self) -> None:
+        """Add this run's encryptions to ``crypto_keys.encryptions`` (``hub keys status``)."""
+        try:
+            self.project.keyring.flush_counters()
+        except Exception:  # a count is not worth failing a run that committed
+            log.warning("could not save the encryption counts of the data keys", exc_info=True)
 
     def _notify(self, hook_name: str, **kwargs: Any) -> None:
         """Call a lifecycle hook; a plugin that raises is logged, and the sync goes on."""
@@ -628,10 +646,15 @@ class Sync:
             # A key repeated within the chunk: the last row wins, the earlier ones are not written.
             frame, keys = frame.loc[~dup], keys.loc[~dup]
             chunk.unchanged += int(dup.sum())
+        source = frame  # the records as read, for keep_raw
         if ctx.mapping is not None:
             frame, keys = self._map(ctx, frame, keys, prepared)
         digests = self.digester.digest_all(keys.tolist(), index.scope)
-        hashes = row_hashes(frame, self._hash_secret + self.signature.encode())
+        # Erased persons (privacy tombstones) leave the chunk here: not written, resolved or dead-lettered.
+        frame, digests, consented = self._privacy.screen(ctx, frame, keys, digests, prepared, self.synclog)
+        secret = self._hash_secret + self.signature.encode()
+        # Mapped: the identity fields count too, so a corrected ID number alone is an update.
+        hashes = content_hashes(frame, secret) if ctx.mapping is not None else row_hashes(frame, secret)
         known: dict[str, str] = {}
         if not self.full_refresh:  # a full refresh re-delivers every record
             with self.db.session() as session:
@@ -639,6 +662,8 @@ class Sync:
         if previous is not None and previous.delivered:
             # The previous chunk may not be committed yet: what it delivers counts as known.
             known.update(previous.delivered)
+        for digest in consented:  # an erasure lifted by new consent: delivered again, as new
+            known.pop(digest, None)
         is_new = [d not in known for d in digests]
         changed = [n or known[d] != h for d, h, n in zip(digests, hashes, is_new, strict=True)]
         chunk.inserted += sum(is_new)
@@ -651,6 +676,12 @@ class Sync:
         prepared.updates_existing = not all(prepared.is_new)
         prepared.delivered = dict(zip(prepared.digests, prepared.hashes, strict=True))
         prepared.rows = len(frame)
+        if ctx.mapping is not None and not self.dry_run and len(prepared.to_write):
+            # For the change events, here while the chunk before commits (hub.changes).
+            prepared.changes = self._changes.prepare(prepared.to_write, prepared.digests, REMOTE_ID)
+        if self.pipeline.keep_raw and not self.dry_run:
+            written = frame.index[[bool(c) for c in changed]]
+            prepared.raw = self._pii.seal_raw(sel.name, source.loc[written], prepared.digests)
         return prepared
 
     def _commit(
@@ -701,19 +732,24 @@ class Sync:
         if ctx.mapping is not None and ctx.mapping.identity and to_write is not None and len(to_write):
             # Before the checkpoint: after a crash the chunk is replayed and resolved again (idempotent).
             self._resolve_identities(ctx, to_write, failed_rows)
+        notices: list[Change] = []
         with self.db.session() as session:
             if updated_existing:
                 index.forget_fingerprints(session)
             if to_write is not None and len(to_write):
                 keep = [i for i in range(len(to_write)) if i not in failed_rows]
                 positions = to_write[POSITION].astype(str).tolist()
+                if prepared.changes is not None:  # change events: before the new hashes replace the old
+                    notices = self._record_changes(session, ctx, prepared, keep)
                 index.save(
                     session,
                     [prepared.digests[i] for i in keep],
                     [prepared.hashes[i] for i in keep],
                     [positions[i] for i in keep],
                     synclog.run_id,
+                    [prepared.changes.field_hashes[i] for i in keep] if prepared.changes else None,
                 )
+            save_raw_records(session, prepared.raw, synclog.run_id)
             for rejection, destination in rejections:
                 self._dead_letter(session, sel.name, rejection, destination)
                 self._rejected_positions.append(rejection.position)
@@ -724,6 +760,14 @@ class Sync:
             run = session.get(Run, synclog.run_id)
             if run is not None:
                 run.heartbeat_at = utcnow()
+        if notices:
+            self._notify(
+                "hub_records_changed",
+                run_id=synclog.run_id,
+                pipeline=self.pipeline.name,
+                entity=ctx.entity,
+                events=notices,
+            )
         if rejections:
             for rejection, _ in rejections:
                 self._notify(
@@ -747,6 +791,31 @@ class Sync:
                 "debug", "checkpoint", f"checkpoint after {read_before + chunk.read} records", stream=sel.name
             )
         return chunk
+
+    def _record_changes(
+        self, session: Any, ctx: StreamContext, prepared: Prepared, keep: list[int]
+    ) -> list[Change]:
+        """Insert the chunk's change events in the transaction of its checkpoint (hub.changes).
+
+        Returns them for the ``hub_records_changed`` hook, if a plugin implements it.
+        """
+        assert self.synclog is not None and prepared.changes is not None
+        hooked = bool(self.project.registry.pm.hook.hub_records_changed.get_hookimpls())
+        _count, notices = self._changes.record(
+            session,
+            ctx.index,
+            prepared.changes,
+            keep=keep,
+            digests=prepared.digests,
+            hashes=prepared.hashes,
+            is_new=prepared.is_new,
+            run_id=self.synclog.run_id,
+            stream=ctx.selection.name,
+            entity=ctx.entity,
+            full_refresh=self.full_refresh,
+            notices=hooked,
+        )
+        return notices
 
     def _resolve_identities(self, ctx: StreamContext, rows: pd.DataFrame, failed_rows: set[int]) -> None:
         """Join the persons these records describe with those hub knows (hub.identity)."""
@@ -833,9 +902,11 @@ class Sync:
 
         if not isinstance(dest, HubDestination):
             raise FatalSyncError(f"destination {name!r} does not implement write_batch")
+        # Identity-only columns dropped; personal data sealed unless the destination opts out.
+        frame, schema = self._pii.for_destination(name, ctx, frame, synclog)
         try:
             result = call_with_retry(
-                lambda: dest.write_batch(config, entity, frame, pk, key, ctx.schema),
+                lambda: dest.write_batch(config, entity, frame, pk, key, schema),
                 on_retry=on_retry,
                 sleep=self.sleep,
             )
@@ -874,7 +945,8 @@ class Sync:
         )
         payload = None
         if rejection.record is not None:
-            context = dead_letter_context(self.pipeline.name, stream, rejection.position)
+            # The stored position (500 chars at most) is what opening it will have.
+            context = dead_letter_context(self.pipeline.name, stream, rejection.position[:500])
             payload = self.project.keyring.seal(
                 orjson.dumps(dict(rejection.record), default=str), "personal", "dead_letters", context
             )
@@ -959,4 +1031,5 @@ class Sync:
                 duration=time.monotonic() - started,
             ), failed
         finally:
+            self._flush_key_counters()
             lease.release()

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from hub.changes import Change
     from hub.connectors import Connector
     from hub.crypto import KeyProvider
     from hub.transforms import Transform
@@ -69,6 +70,30 @@ def hub_record_rejected(run_id: int, pipeline: str, stream: str, position: str, 
 
     :param position: where the record came from (``file.csv:12``, a cursor value).
     :param reason: why it was rejected; never holds personal data.
+    """
+
+
+@hookspec
+def hub_records_changed(run_id: int, pipeline: str, entity: str, events: list[Change]) -> None:
+    """Called after a chunk of a mapped stream committed, with the canonical records it changed.
+
+    :param entity: the canonical entity (or the stream's ``destination_stream``).
+    :param events: one :class:`hub.changes.Change` per record created or updated: its event id
+        in ``change_events``, ``kind`` (``created`` or ``updated``), ``changed_fields`` (names
+        only; identity fields as ``identity.<name>``), ``key_digest`` and ``record_id`` (the
+        record's source key, in clear: it may be personal data, never log it).
+
+    Called once per chunk, after its checkpoint is saved; a crash between the two skips the
+    call but never the ``change_events`` rows (read them with ``hub changes list --after ID``
+    for exactly-once processing). Runs in the sync's writer thread: keep it short, and hand
+    long work to a queue. An exception is logged as a plugin error; the sync goes on.
+
+    Example::
+
+        @hub.hookimpl
+        def hub_records_changed(run_id, pipeline, entity, events):
+            if entity == "Person":
+                queue.put([e.id for e in events if "identity.id_number" in e.changed_fields])
     """
 
 

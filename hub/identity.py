@@ -17,6 +17,12 @@ under their own ids. :class:`IdentityResolver` links every source record (a
   order of ``IdentityConfig.sources``) and recorded in ``identity_conflicts``; with equal or
   unknown priority the existing value stays and the conflict is left ``open``. An ID number is
   never overwritten: a different one is always an open conflict.
+* **Reviews**: a person decides them (``hub people review``): :meth:`IdentityResolver.merge_review`
+  merges the provisional person into a candidate (its fields by source priority, as a record
+  would be merged; its links, index rows and conflicts moved; the provisional person deleted),
+  :meth:`IdentityResolver.separate_review` keeps it as a person of its own. Either resolves the
+  review and writes an audit row; the record's link now names the decided person, so later
+  syncs go straight to it.
 * **Rehire**: a terminated person (``employment_status == "terminated"`` or a
   ``terminated_at``) seen again from a rehire source (the ATS) after the termination is flagged.
 
@@ -30,22 +36,25 @@ create one person twice): run it under the pipeline's lease.
 from __future__ import annotations
 
 import re
+import time
 import unicodedata
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 import phonenumbers
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from hub.crypto import Keyring
-from hub.errors import ConfigProblem, ConfigurationError
+from hub.errors import ConfigProblem, ConfigurationError, HubError
 from hub.store import Database
 from hub.store.models import (
+    AuditEntry,
     IdentityConflict,
     IdentityReview,
     PersonIndex,
@@ -411,6 +420,55 @@ class ReviewView:
     candidates: tuple[Candidate, ...]
     status: str
     created_at: datetime
+    resolved_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ReviewDecision:
+    """How a review was resolved, from the audit log: ``merge`` or ``separate``, by whom, when."""
+
+    action: str
+    actor: str
+    at: datetime
+    person_id: str | None
+
+
+@dataclass(frozen=True)
+class ReviewDetail:
+    """A review with what a person needs to decide it (decrypted: show it only masked).
+
+    ``record``: the ambiguous record's fields as the resolver saw them (normalised);
+    ``person``: the provisional person (after a merge, the person it was merged into);
+    ``candidates``: each candidate and its person (None if it no longer exists).
+    """
+
+    review: ReviewView
+    record: dict[str, Any]
+    observed_at: datetime | None
+    person: PersonView | None
+    candidates: tuple[tuple[Candidate, PersonView | None], ...]
+    decision: ReviewDecision | None
+
+
+@dataclass(frozen=True)
+class MergeOutcome:
+    """What merging a review's provisional person into a candidate did (no values)."""
+
+    review_id: str
+    provisional_id: str
+    person_id: str
+    links: int
+    fields_set: tuple[str, ...]
+    conflicts: tuple[ConflictNote, ...]
+    forced: bool
+
+
+class ReviewError(HubError):
+    """A review decision that cannot be made (unknown, already resolved, not a candidate...)."""
+
+
+#: Audit actions of review decisions.
+REVIEW_MERGE, REVIEW_SEPARATE = "identity.review.merge", "identity.review.separate"
 
 
 @dataclass(frozen=True)
@@ -554,6 +612,229 @@ class IdentityResolver:
         with self.db.session() as session:
             return [_review_view(r) for r in session.execute(query).scalars()]
 
+    # reviewing: a person decides what the resolver would not
+
+    def decisions(self, review_ids: Iterable[str]) -> dict[str, ReviewDecision]:
+        """Who merged or separated each of ``review_ids``, and when (from the audit log)."""
+        wanted = sorted(set(review_ids))
+        found: dict[str, ReviewDecision] = {}
+        with self.db.session() as session:
+            for part in _chunks(wanted, _IN_CHUNK):
+                for row in session.execute(
+                    select(AuditEntry)
+                    .where(
+                        AuditEntry.action.in_((REVIEW_MERGE, REVIEW_SEPARATE)), AuditEntry.target.in_(part)
+                    )
+                    .order_by(AuditEntry.id)
+                ).scalars():
+                    details = row.details or {}
+                    found[row.target] = ReviewDecision(
+                        action="merge" if row.action == REVIEW_MERGE else "separate",
+                        actor=row.actor,
+                        at=_utc(row.at),
+                        person_id=details.get("into") or details.get("person_id"),
+                    )
+        return found
+
+    def review(self, review_id: str) -> ReviewDetail | None:
+        """A review, its record, its person and its candidates, decrypted."""
+        with self.db.session() as session:
+            row = session.get(IdentityReview, review_id)
+            if row is None:
+                return None
+            view = _review_view(row)
+            opened = self._open(row.details_ciphertext, f"identity_reviews|{row.id}")
+        record = dict(opened.get("fields") or {}) if isinstance(opened, dict) else {}
+        observed = _parse_time(opened.get("observed_at")) if isinstance(opened, dict) else None
+        return ReviewDetail(
+            review=view,
+            record=record,
+            observed_at=observed,
+            person=self.get_person(view.person_id),
+            candidates=tuple((c, self.get_person(c.person_id)) for c in view.candidates),
+            decision=self.decisions([view.id]).get(view.id),
+        )
+
+    def merge_review(
+        self, review_id: str, into: str, *, reason: str, actor: str, force: bool = False
+    ) -> MergeOutcome:
+        """Merge a review's provisional person into ``into``; the review is resolved.
+
+        The provisional person's fields are merged into ``into`` as the resolver merges a
+        record (by source priority, each field with the source and time it was observed;
+        disagreements recorded as conflicts), then its links, index rows and conflicts move to
+        ``into`` and it is deleted. ``into`` must be one of the review's candidates, unless
+        ``force``; it may not be awaiting a review itself. Written to the audit log (ids, field
+        names and counts; the reason masked).
+        """
+        reason = _decision_reason(reason)
+        with self._identity_lease(), self.db.session() as session:
+            row = self._open_review(session, review_id)
+            provisional = row.person_id
+            if into == provisional:
+                raise ReviewError(
+                    f"person {into} is review {review_id}'s own provisional person; to keep it, separate it"
+                )
+            target = session.get(PersonRow, into)
+            if target is None:
+                raise ReviewError(f"no person {into}")
+            if target.needs_review:
+                raise ReviewError(f"person {into} is itself awaiting a review: decide that one first")
+            candidates = [str(c["person_id"]) for c in row.candidates or []]
+            if into not in candidates and not force:
+                raise ReviewError(
+                    f"person {into} is not a candidate of review {review_id} "
+                    f"(candidates: {', '.join(candidates) or 'none'}); --force merges anyway"
+                )
+            run = _Run(self)
+            run.load_persons(session, {provisional, into})
+            if provisional not in run.persons:
+                raise ReviewError(f"the provisional person of review {review_id} no longer exists")
+            source_of = run.persons[provisional]
+            person = run.persons[into]
+            # The provisional person's fields, grouped by the source and time that set them, oldest
+            # first: merged as the records that brought them would have been.
+            groups: dict[tuple[str, datetime], dict[str, Any]] = {}
+            default = (row.source, _utc(row.created_at))
+            for name, value in source_of.fields.items():
+                groups.setdefault(source_of.provenance.get(name, default), {})[name] = value
+            fields_set: list[str] = []
+            notes: list[ConflictNote] = []
+            for (source, at), values in sorted(groups.items(), key=lambda item: (item[0][1], item[0][0])):
+                record = SourcePerson(source, "", at, values)
+                prepared = _Prepared(record, at, "", dict(values), {}, [])
+                changed, found = run.merge(person, prepared)
+                fields_set += [name for name in changed if name not in fields_set]
+                notes += found
+            run.flush(session)
+            links = self._move_person_rows(session, provisional, into, person)
+            row.person_id, row.status, row.resolved_at = into, "resolved", _utc(utcnow())
+            forced = into not in candidates
+            session.add(
+                AuditEntry(
+                    actor=actor,
+                    action=REVIEW_MERGE,
+                    target=review_id,
+                    reason=reason,
+                    details={
+                        "provisional_person": provisional,
+                        "into": into,
+                        "forced": forced,
+                        "links_moved": links,
+                        "fields_set": sorted(fields_set),
+                        "conflicts": [{"field": n.field, "kind": n.kind, "status": n.status} for n in notes],
+                    },
+                )
+            )
+        return MergeOutcome(review_id, provisional, into, links, tuple(fields_set), tuple(notes), forced)
+
+    def separate_review(self, review_id: str, *, reason: str, actor: str, force: bool = False) -> str:
+        """Keep a review's provisional person as a person of its own; the review is resolved.
+
+        Refused (unless ``force``) when the record's ID number belongs to another person: two
+        persons with one ID number are a contradiction, not a decision. Returns the person's id.
+        """
+        reason = _decision_reason(reason)
+        with self._identity_lease(), self.db.session() as session:
+            row = self._open_review(session, review_id)
+            person = session.get(PersonRow, row.person_id)
+            if person is None:
+                raise ReviewError(f"the provisional person of review {review_id} no longer exists")
+            id_number = self._open_fields(person.hub_id, person.fields_ciphertext).get("id_number")
+            if id_number and not force:
+                digest = self.digest("id_number", str(id_number))
+                holder = session.execute(
+                    select(PersonIndex.person_id).where(
+                        PersonIndex.kind == "id_number", PersonIndex.digest == digest
+                    )
+                ).scalar_one_or_none()
+                if holder is not None and holder != person.hub_id:
+                    raise ReviewError(
+                        f"the record's ID number belongs to person {holder}: merge into that person, "
+                        "or --force to keep two persons with one ID number"
+                    )
+            person.needs_review, person.updated_at = False, _utc(utcnow())
+            row.status, row.resolved_at = "resolved", _utc(utcnow())
+            session.add(
+                AuditEntry(
+                    actor=actor,
+                    action=REVIEW_SEPARATE,
+                    target=review_id,
+                    reason=reason,
+                    details={"person_id": person.hub_id, "forced": bool(force and id_number)},
+                )
+            )
+            return person.hub_id
+
+    def _open_review(self, session: Session, review_id: str) -> IdentityReview:
+        row = session.get(IdentityReview, review_id)
+        if row is None:
+            raise ReviewError(f"no review {review_id}")
+        if row.status != "open":
+            raise ReviewError(f"review {review_id} is already {row.status}")
+        return row
+
+    @contextmanager
+    def _identity_lease(self) -> Iterator[None]:
+        """The lease identity resolution runs under (hub.engine): no sync resolves meanwhile."""
+        from hub.leases import LeaseHolder
+
+        lease = LeaseHolder(self.db, "identity", ttl=120)
+        deadline = time.monotonic() + 30
+        while not lease.try_acquire():
+            if time.monotonic() > deadline:
+                raise ReviewError("identity resolution is running (a sync); try again in a moment")
+            time.sleep(0.2)
+        try:
+            yield
+        finally:
+            lease.release()
+
+    def _move_person_rows(self, session: Session, old: str, new: str, person: _Person) -> int:
+        """Move links, index rows, conflicts and reviews of person ``old`` to ``new``; delete ``old``."""
+        links = len(session.execute(select(PersonLink.id).where(PersonLink.person_id == old)).all())
+        session.execute(update(PersonLink).where(PersonLink.person_id == old).values(person_id=new))
+        held = set(
+            session.execute(select(PersonIndex.kind, PersonIndex.digest).where(PersonIndex.person_id == new))
+            .tuples()
+            .all()
+        )
+        their_id = person.fields.get("id_number")
+        id_digest = self.digest("id_number", str(their_id)) if their_id else None
+        for index_id, kind, digest in session.execute(
+            select(PersonIndex.id, PersonIndex.kind, PersonIndex.digest).where(PersonIndex.person_id == old)
+        ).all():
+            # One person per ID number, and only the number the person holds.
+            if (kind, digest) in held or (kind == "id_number" and digest != id_digest):
+                session.execute(delete(PersonIndex).where(PersonIndex.id == index_id))
+            else:
+                session.execute(update(PersonIndex).where(PersonIndex.id == index_id).values(person_id=new))
+                held.add((kind, digest))
+        for conflict_id, name, pair in session.execute(
+            select(IdentityConflict.id, IdentityConflict.field, IdentityConflict.pair_digest).where(
+                IdentityConflict.person_id == old
+            )
+        ).all():
+            if (name, pair) in person.conflict_keys:
+                session.execute(delete(IdentityConflict).where(IdentityConflict.id == conflict_id))
+            else:
+                session.execute(
+                    update(IdentityConflict).where(IdentityConflict.id == conflict_id).values(person_id=new)
+                )
+                person.conflict_keys.add((name, pair))
+        session.execute(update(IdentityReview).where(IdentityReview.person_id == old).values(person_id=new))
+        for other in session.execute(select(IdentityReview).where(IdentityReview.status == "open")).scalars():
+            listed = [dict(c) for c in other.candidates or []]
+            if any(c.get("person_id") == old for c in listed):
+                moved: dict[str, dict[str, Any]] = {}
+                for c in listed:
+                    pid = new if c.get("person_id") == old else str(c.get("person_id"))
+                    moved.setdefault(pid, {"person_id": pid, "via": c.get("via", "")})
+                other.candidates = list(moved.values())
+        session.execute(delete(PersonProvenance).where(PersonProvenance.person_id == old))
+        session.execute(delete(PersonRow).where(PersonRow.hub_id == old))
+        return links
+
     # sealing
 
     def _seal(self, payload: Any, context: str) -> bytes:
@@ -598,7 +879,18 @@ def _review_view(row: IdentityReview) -> ReviewView:
         candidates=tuple(Candidate(str(c["person_id"]), str(c["via"])) for c in row.candidates or []),
         status=row.status,
         created_at=_utc(row.created_at),
+        resolved_at=_utc(row.resolved_at) if row.resolved_at else None,
     )
+
+
+def _decision_reason(reason: str) -> str:
+    """The operator's reason for the audit log: required, ID-number / phone / e-mail shapes masked."""
+    from hub.masking import mask_text
+
+    text = " ".join(str(reason or "").split())
+    if not text:
+        raise ReviewError("a reason is required (--reason)")
+    return mask_text(text)[:2000]
 
 
 # -- one resolve() call: caches of what was read, and the rows to write ---------------------------

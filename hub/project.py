@@ -150,6 +150,7 @@ class Project:
             else:
                 row.ciphertext, row.updated_at = sealed, utcnow()
             session.add(AuditEntry(actor=actor(), action="secret.set", target=name))
+        self.keyring.flush_counters()
 
     def get_secret(self, name: str) -> str | None:
         with self.db.session() as session:

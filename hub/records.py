@@ -44,8 +44,19 @@ _UPSERT_COLUMNS = (
     "position",
     "run_id",
     "updated_at",
+    "field_hashes",
 )
-_UPDATED = ("content_hash", "position", "run_id", "updated_at")
+_UPDATED = ("content_hash", "position", "run_id", "updated_at", "field_hashes")
+
+
+def driver_timestamp(dialect: str) -> Any:
+    """Now, in the form each driver writes into a timestamp column through ``exec_driver_sql``."""
+    now: Any = datetime.now(UTC)
+    if dialect == "sqlite":
+        return now.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if dialect in ("mysql", "mariadb"):
+        return now.replace(tzinfo=None)
+    return now
 
 
 def _upsert_sql(dialect: str, paramstyle: str) -> str:
@@ -96,6 +107,21 @@ class RecordIndex:
             found.update({d: h for d, h in rows.tuples()})
         return found
 
+    def stored_hashes(
+        self, session: Session, digests: Sequence[str]
+    ) -> dict[str, tuple[str, dict[str, Any] | None]]:
+        """Content hash and field hashes (None if not kept) by key digest, for those delivered."""
+        found: dict[str, tuple[str, dict[str, Any] | None]] = {}
+        for start in range(0, len(digests), LOOKUP_CHUNK):
+            part = digests[start : start + LOOKUP_CHUNK]
+            rows = session.execute(
+                select(
+                    CanonicalRecord.key_digest, CanonicalRecord.content_hash, CanonicalRecord.field_hashes
+                ).where(CanonicalRecord.key_digest.in_(part))
+            )
+            found.update({d: (h, f if isinstance(f, dict) else None) for d, h, f in rows.tuples()})
+        return found
+
     def save(
         self,
         session: Session,
@@ -103,22 +129,24 @@ class RecordIndex:
         hashes: Sequence[str],
         positions: Sequence[str],
         run_id: int,
+        field_hashes: Sequence[str | None] | None = None,
     ) -> None:
-        """Upsert what was delivered, with the driver's executemany (no ORM objects per row)."""
+        """Upsert what was delivered, with the driver's executemany (no ORM objects per row).
+
+        ``field_hashes``: each record's keyed field hashes as JSON text (mapped streams;
+        hub.changes), else NULL.
+        """
         if not digests:
             return
         connection = session.connection()
         dialect = connection.dialect
-        now: Any = datetime.now(UTC)
-        if dialect.name == "sqlite":
-            now = now.strftime("%Y-%m-%d %H:%M:%S.%f")
-        elif dialect.name in ("mysql", "mariadb"):
-            now = now.replace(tzinfo=None)
+        now = driver_timestamp(dialect.name)
         head = (self.pipeline, self.entity)
         tail = (self.source_connector, self.source_stream)
+        fields = field_hashes if field_hashes is not None else [None] * len(digests)
         rows = [
-            (*head, d, h, *tail, p[:500], run_id, now)
-            for d, h, p in zip(digests, hashes, positions, strict=True)
+            (*head, d, h, *tail, p[:500], run_id, now, f)
+            for d, h, p, f in zip(digests, hashes, positions, fields, strict=True)
         ]
         sql = _upsert_sql(dialect.name, dialect.paramstyle)
         for start in range(0, len(rows), 10000):

@@ -38,6 +38,9 @@ from hub.project import Project
 log = logging.getLogger("hub.scheduler")
 
 JOB_PREFIX = "pipeline:"
+#: The built-in retention job (``[privacy]`` raw_records_days / dead_letters_days).
+PURGE_JOB_ID = "privacy:purge"
+PURGE_MISFIRE_GRACE = 3600
 _projects: dict[str, Project] = {}
 _projects_lock = threading.Lock()
 
@@ -72,6 +75,20 @@ def next_fire_times(project: Project, now: datetime | None = None) -> list[dict[
                 "origin": schedule.origin,
             }
         )
+    privacy, tz = project.settings.privacy, project.settings.timezone
+    if privacy.raw_records_days is not None or privacy.dead_letters_days is not None:
+        moment = now or datetime.now(ZoneInfo(tz))
+        fire = crontab_trigger(privacy.schedule, tz).get_next_fire_time(None, moment) or moment
+        rows.append(
+            {
+                "pipeline": "(privacy purge)",
+                "schedule": f"cron {privacy.schedule} ({tz})",
+                "next_fire": fire.isoformat(),
+                "misfire_grace_seconds": PURGE_MISFIRE_GRACE,
+                "coalesce": True,
+                "origin": "hub.toml [privacy]",
+            }
+        )
     return rows
 
 
@@ -89,6 +106,18 @@ def run_scheduled(config_path: str, pipeline: str) -> None:
         log.warning("skipped %s: %s", pipeline, exc)
         return
     log.info("scheduled run %s of %s: %s %s", result.run_id, pipeline, result.status, result.counts.as_dict())
+
+
+def run_privacy_purge(config_path: str) -> None:
+    """The retention job (importable by reference, like :func:`run_scheduled`)."""
+    from hub.privacy import purge
+
+    with _projects_lock:
+        project = _projects.get(config_path)
+        if project is None:
+            project = _projects[config_path] = Project(Path(config_path))
+    result = purge(project)
+    log.info("privacy purge: %s raw records, %s dead letters", result["raw_records"], result["dead_letters"])
 
 
 class HubScheduler:
@@ -152,6 +181,26 @@ class HubScheduler:
                 **when,
             )
             log.info("scheduled %s: %s (from %s)", schedule.pipeline, describe(schedule), schedule.origin)
+        privacy = self.project.settings.privacy
+        if privacy.raw_records_days is not None or privacy.dead_letters_days is not None:
+            wanted.add(PURGE_JOB_ID)
+            name = f"privacy purge: cron {privacy.schedule} ({self.project.settings.timezone})"
+            old = stored.get(PURGE_JOB_ID)
+            due = old.next_run_time if old is not None and old.name == name else None
+            late = due is not None and (now - due).total_seconds() <= PURGE_MISFIRE_GRACE
+            scheduler.add_job(
+                run_privacy_purge,
+                trigger=crontab_trigger(privacy.schedule, self.project.settings.timezone),
+                args=[str(self.project.path)],
+                id=PURGE_JOB_ID,
+                name=name,
+                replace_existing=True,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=PURGE_MISFIRE_GRACE,
+                **({"next_run_time": due} if late else {}),
+            )
+            log.info("scheduled the privacy purge: cron %s", privacy.schedule)
         for job in scheduler.get_jobs():
             if job.id not in wanted:
                 job.remove()

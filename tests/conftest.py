@@ -20,6 +20,43 @@ PG_ADMIN_URL = os.environ.get("HUB_TEST_PG_URL", "postgresql+psycopg://postgres@
 MARIADB_ADMIN_URL = os.environ.get("HUB_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 
 
+#: Wycheproof test vectors (C2SP/wycheproof ``testvectors_v1``): a data folder outside the repo.
+DEFAULT_WYCHEPROOF_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "testdata" / "wycheproof"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--wycheproof-root",
+        default=None,
+        help="folder holding the Wycheproof JSON vectors (default: $HUB_WYCHEPROOF_ROOT, else "
+        "<repo>/../shared/testdata/wycheproof); the vector tests skip when the default is absent",
+    )
+
+
+@pytest.fixture(scope="session")
+def wycheproof_root(pytestconfig: pytest.Config) -> Path:
+    """The Wycheproof folder: ``--wycheproof-root``, ``HUB_WYCHEPROOF_ROOT`` or the default.
+
+    Like pyca/cryptography, the vector tests skip when the vectors are not there, but only for
+    the default location: a folder named explicitly (option or variable) that does not exist
+    is a mistake, and fails.
+    """
+    option = pytestconfig.getoption("--wycheproof-root")
+    env = os.environ.get("HUB_WYCHEPROOF_ROOT")
+    if option or env:
+        root = Path(option or env or "").expanduser().resolve()
+        origin = "--wycheproof-root" if option else "HUB_WYCHEPROOF_ROOT"
+        if not root.is_dir():
+            pytest.fail(f"{origin} names {root}, which is not a folder", pytrace=False)
+        return root
+    if not DEFAULT_WYCHEPROOF_ROOT.is_dir():
+        pytest.skip(
+            f"Wycheproof vectors not found at {DEFAULT_WYCHEPROOF_ROOT}; "
+            "pass --wycheproof-root or set HUB_WYCHEPROOF_ROOT"
+        )
+    return DEFAULT_WYCHEPROOF_ROOT
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """A fixed test key and no plugin switches leaking in from the environment."""
@@ -96,8 +133,12 @@ def files_to_sql_toml(
     required: list[str] | None = None,
     chunk_size: int = 20000,
     extra: str = "",
+    encrypt_pii: bool = True,
 ) -> str:
-    """hub.toml for a files -> sql pipeline called ``load``."""
+    """hub.toml for a files -> sql pipeline called ``load``.
+
+    ``encrypt_pii=False`` for tests that read personal data back from the destination in clear.
+    """
     cols = ", ".join(f'{k} = "{v}"' for k, v in (columns or {}).items())
     req = ", ".join(f'"{r}"' for r in (required or []))
     database = f'database = "{hub_db}"' if hub_db else ""
@@ -117,6 +158,7 @@ required = [{req}]
 
 [connectors.dst]
 plugin = "sql"
+{"" if encrypt_pii else "encrypt_pii = false"}
 [connectors.dst.config]
 url = "{target_url}"
 

@@ -32,7 +32,9 @@ def test_100k_rows_sync_resync_unchanged(tmp_path: Path, any_db_url: str, write_
     source = tmp_path / "people.csv"
     data = write_people_csv(source, 100_000)
     config = write_project(
-        files_to_sql_toml(source, any_db_url, columns={"hire_date": "date", "salary": "integer"})
+        files_to_sql_toml(
+            source, any_db_url, columns={"hire_date": "date", "salary": "integer"}, encrypt_pii=False
+        )
     )
     project = Project(config)
 
@@ -60,7 +62,7 @@ def test_changed_rows_are_updated_and_only_they_are_written(tmp_path: Path, writ
     source = tmp_path / "people.csv"
     data = write_people_csv(source, 500)
     target = f"sqlite:///{tmp_path / 'hr.db'}"
-    project = Project(write_project(files_to_sql_toml(source, target, chunk_size=100)))
+    project = Project(write_project(files_to_sql_toml(source, target, chunk_size=100, encrypt_pii=False)))
     assert Sync(project, "load").run().counts.inserted == 500
 
     data[10][5] = "99999"  # salary of E0000011 changes
@@ -178,7 +180,7 @@ def test_repeated_keys_in_a_file_keep_the_last_row_and_stay_unchanged(tmp_path: 
         repeat[5] = "77777"
         csv.writer(handle).writerow(repeat)  # E0000001 again, salary changed: the last row wins
     target = f"sqlite:///{tmp_path / 'hr.db'}"
-    project = Project(write_project(files_to_sql_toml(source, target)))
+    project = Project(write_project(files_to_sql_toml(source, target, encrypt_pii=False)))
     first = Sync(project, "load").run()
     assert (first.counts.read, first.counts.inserted, first.counts.updated) == (21, 20, 0)
     assert ("E0000001", data[0][2], data[0][3], "77777") in target_rows(target)

@@ -234,6 +234,7 @@ def test_a_mapped_pipeline_syncs_canonical_records(tmp_path: Path, write_project
         stream = "people"
         [connectors.dst]
         plugin = "sql"
+        encrypt_pii = false
         [connectors.dst.config]
         url = "sqlite:///{target}"
         [pipelines.people]

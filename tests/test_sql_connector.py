@@ -127,6 +127,7 @@ include = ["employees"]
 
 [connectors.copy]
 plugin = "sql"
+encrypt_pii = false  # a mirror: compared value for value with its source
 [connectors.copy.config]
 url = "{url}"
 tables = {{ employees = "employees_copy" }}

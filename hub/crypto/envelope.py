@@ -18,7 +18,9 @@ id) make a value copied to another row or column fail too.
 from __future__ import annotations
 
 import base64
+import re
 import struct
+from binascii import b2a_base64
 from dataclasses import dataclass
 
 FORMAT_VERSION = 1
@@ -28,6 +30,8 @@ NONCE_OFFSET = HEADER_BYTES
 BODY_OFFSET = HEADER_BYTES + 12
 #: text form, for values stored in text columns of a destination
 TEXT_PREFIX = "hub1."
+_TEXT_BODY = re.compile(r"[A-Za-z0-9_-]*")
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 class FormatError(ValueError):
@@ -64,17 +68,28 @@ def parse_header(blob: bytes) -> Header:
 
 
 def to_text(blob: bytes) -> str:
-    return TEXT_PREFIX + base64.urlsafe_b64encode(blob).rstrip(b"=").decode()
+    """``hub1.`` + unpadded base64url of ``blob`` (called per value: binascii, no wrappers)."""
+    return TEXT_PREFIX + b2a_base64(blob, newline=False).translate(_URLSAFE).rstrip(b"=").decode()
 
 
 def from_text(text: str) -> bytes:
+    """Inverse of :func:`to_text`; strict: one blob has exactly one text form.
+
+    ``base64.urlsafe_b64decode`` alone also accepts ``+`` and ``/``, padding, and non-zero
+    unused bits in the last character, so an altered text could still open.
+    """
     if not text.startswith(TEXT_PREFIX):
         raise FormatError("not a hub ciphertext")
     body = text[len(TEXT_PREFIX) :]
+    if not _TEXT_BODY.fullmatch(body):
+        raise FormatError("not a hub ciphertext")
     try:
-        return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        blob = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
     except ValueError as exc:
         raise FormatError("not a hub ciphertext") from exc
+    if to_text(blob) != text:
+        raise FormatError("not a hub ciphertext (non-canonical encoding)")
+    return blob
 
 
 def is_text_ciphertext(value: object) -> bool:

@@ -13,11 +13,11 @@ Without a database (tests, previews) the keys live in memory for the keyring's l
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
+import struct
 import threading
 import time
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -39,6 +39,7 @@ from hub.crypto.envelope import (
     parse_header,
     to_text,
 )
+from hub.crypto.mac import HmacSha256
 from hub.crypto.providers import kek_fingerprint
 from hub.errors import HubError
 
@@ -61,6 +62,7 @@ CLASS_OF_KIND = {
 }
 #: Kinds that get a blind index next to the ciphertext (exact-match lookup without decrypting).
 INDEXED_KINDS = frozenset({"id_number", "phone", "email", "bank_account"})
+_UINT32 = struct.Struct(">I")
 #: How long a process trusts its cached view of which key is primary.
 PRIMARY_TTL_SECONDS = 30.0
 
@@ -106,8 +108,6 @@ def unwrap_key(
 
 def normalise_for_index(value: str) -> str:
     """What a blind index is computed over: NFKC, no spaces, upper case (``ｘ`` == ``x`` == ``X``)."""
-    import unicodedata
-
     return unicodedata.normalize("NFKC", value).strip().replace(" ", "").upper()
 
 
@@ -139,11 +139,14 @@ class Keyring:
         self.algorithm = aead.ALGORITHMS[algorithm]
         self._lock = threading.RLock()
         self._keys: dict[int, DataKey] = {}
+        #: when each key's row was last read: ``open`` re-reads its status after PRIMARY_TTL_SECONDS
+        self._loaded_at: dict[int, float] = {}
         self._primary: dict[str, tuple[int, float]] = {}
         self._memory_ids = iter(range(1, 2**31))
         self._encrypt_fns: dict[int, aead.Encrypt] = {}
         self._decrypt_fns: dict[int, aead.Encrypt] = {}
         self._hmac_keys: dict[str, bytes] = {}
+        self._blind_macs: dict[str, HmacSha256] = {}
         self.encryptions: Counter[int] = Counter()
 
     # -- data keys ---------------------------------------------------------------------------
@@ -165,6 +168,7 @@ class Keyring:
             material = unwrap_key(self._kek, row.wrapped, row.tenant, row.id, row.data_class, row.algorithm)
             key = DataKey(row.id, row.data_class, algorithm, row.status, material)
         self._keys[key_id] = key
+        self._loaded_at[key_id] = time.monotonic()
         return key
 
     def key(self, key_id: int, *, refresh: bool = False) -> DataKey:
@@ -270,6 +274,10 @@ class Keyring:
                     raise KeyOperationError(
                         "the index key cannot be rotated without rebuilding every blind index"
                     )
+                if data_class not in DATA_CLASSES:
+                    raise KeyOperationError(
+                        f"unknown data class {data_class!r} (known: {', '.join(DATA_CLASSES)})"
+                    )
                 old = self._find_primary(data_class) if self.db is not None else None
                 if self.db is None and data_class in self._primary:
                     old = self._keys[self._primary[data_class][0]]
@@ -287,6 +295,7 @@ class Keyring:
         """Drop cached keys and primaries (after a rotation or retirement by another process)."""
         with self._lock:
             self._keys.clear()
+            self._loaded_at.clear()
             self._primary.clear()
             self._encrypt_fns.clear()
             self._decrypt_fns.clear()
@@ -325,39 +334,55 @@ class Keyring:
             fn = self._decrypt_fns[key.id] = aead.decryptor(key.algorithm, key.material)
         return fn
 
+    def _sealing_key(self, data_class: str) -> DataKey:
+        # primary() also serves the index root (an HMAC key): it must never double as an AEAD key.
+        if data_class not in DATA_CLASSES:
+            raise ValueError(f"cannot seal with data class {data_class!r} (known: {', '.join(DATA_CLASSES)})")
+        return self.primary(data_class)
+
     def seal(self, plaintext: bytes, data_class: str, *context: str) -> bytes:
         """Encrypt ``plaintext`` with the class's primary key, bound to ``context``.
 
         ``context`` names where the value is stored: table, field, record id. Opening needs the
         same parts, so a value copied elsewhere does not decrypt.
         """
-        key = self.primary(data_class)
+        key = self._sealing_key(data_class)
         header = HEADER.pack(FORMAT_VERSION, key.algorithm.alg_id, key.id)
         nonce = os.urandom(12)
         body = self._encryptor(key)(nonce, plaintext, header + lp(self.tenant, *context))
-        self.encryptions[key.id] += 1
+        with self._lock:  # the nonce budget must not under-count when threads seal at once
+            self.encryptions[key.id] += 1
         return header + nonce + body
 
     def seal_many(
         self, values: Sequence[str | None], data_class: str, table: str, field: str, record_ids: Sequence[str]
     ) -> list[str | None]:
         """Text ciphertexts of a column (``None`` stays ``None``), each bound to its record id."""
-        key = self.primary(data_class)
+        key = self._sealing_key(data_class)
         header = HEADER.pack(FORMAT_VERSION, key.algorithm.alg_id, key.id)
         encrypt = self._encryptor(key)
+        # AAD = header || lp(tenant, table, field) || lp(record_id): the same bytes as seal()
+        # builds, with the constant part once and lp() of the record id inlined (this loop
+        # runs once per value of a sync; per-value calls are most of its cost).
         prefix = header + lp(self.tenant, table, field)
+        pack_length = _UINT32.pack
         nonces = os.urandom(12 * len(values))
         out: list[str | None] = []
+        append = out.append
         sealed = 0
-        for i, (value, record_id) in enumerate(zip(values, record_ids, strict=True)):
+        offset = 0
+        for value, record_id in zip(values, record_ids, strict=True):
             if value is None:
-                out.append(None)
-                continue
-            nonce = nonces[12 * i : 12 * i + 12]
-            body = encrypt(nonce, value.encode(), prefix + lp(record_id))
-            out.append(to_text(header + nonce + body))
-            sealed += 1
-        self.encryptions[key.id] += sealed
+                append(None)
+            else:
+                nonce = nonces[offset : offset + 12]
+                raw_id = record_id.encode()
+                body = encrypt(nonce, value.encode(), prefix + pack_length(len(raw_id)) + raw_id)
+                append(to_text(header + nonce + body))
+                sealed += 1
+            offset += 12
+        with self._lock:
+            self.encryptions[key.id] += sealed
         return out
 
     def open(self, blob: bytes, *context: str) -> bytes:
@@ -367,10 +392,17 @@ class Keyring:
         except FormatError as exc:
             raise DecryptionError(str(exc)) from exc
         key = self.key(header.key_id)
+        if self.db is not None and (
+            key.status == "retired"  # un-retired since? (never, today: be sure)
+            or time.monotonic() - self._loaded_at.get(key.id, 0.0) > PRIMARY_TTL_SECONDS
+        ):
+            # Another process may have retired it since: a long-lived process (the scheduler)
+            # stops opening values under a retired key within PRIMARY_TTL_SECONDS.
+            key = self.key(header.key_id, refresh=True)
         if key.status == "retired":
-            key = self.key(header.key_id, refresh=True)  # un-retired since? (never, today: be sure)
-            if key.status == "retired":
-                raise DecryptionError(f"data key {key.id} is retired")
+            raise DecryptionError(f"data key {key.id} is retired")
+        if key.data_class == INDEX_CLASS:
+            raise DecryptionError("ciphertext header names the blind-index key, which seals nothing")
         if key.algorithm.alg_id != header.alg_id:
             raise DecryptionError("ciphertext header names another algorithm than its key's")
         aad = blob[:NONCE_OFFSET] + lp(self.tenant, *context)
@@ -409,8 +441,14 @@ class Keyring:
         return key
 
     def blind(self, value: str, purpose: str) -> str:
-        """Keyed digest for exact-match lookup without storing the value (a blind index)."""
-        return hmac.new(self.hmac_key("blind/" + purpose), value.encode(), hashlib.sha256).hexdigest()[:32]
+        """Keyed digest for exact-match lookup without storing the value (a blind index).
+
+        HMAC-SHA256 under the purpose's subkey, truncated to 128 bits, as hex.
+        """
+        mac = self._blind_macs.get(purpose)
+        if mac is None:
+            mac = self._blind_macs[purpose] = HmacSha256(self.hmac_key("blind/" + purpose))
+        return mac.digest(value.encode())[:16].hex()
 
     def blind_index(self, value: str, kind: str) -> str:
         """Blind index of a PII value of ``kind``, over its normalised form."""
@@ -419,7 +457,11 @@ class Keyring:
     # -- the KEK -----------------------------------------------------------------------------
 
     def rewrap_all(self, new_kek: bytes, new_kek_label: str = "default") -> int:
-        """Rewrap every data key of this tenant under ``new_kek`` (KEK rotation); returns how many."""
+        """Rewrap every data key of this tenant under ``new_kek`` (KEK rotation); returns how many.
+
+        One transaction: every key or none. A key already wrapped by ``new_kek`` (a rotation
+        interrupted after its commit, run again) is checked and kept, so running it twice is safe.
+        """
         if self.db is None:
             self._kek = new_kek
             return len(self._keys)
@@ -427,15 +469,21 @@ class Keyring:
 
         from hub.store.models import CryptoKey
 
-        new_id = f"{new_kek_label}:{kek_fingerprint(new_kek)}"
+        new_fingerprint = kek_fingerprint(new_kek)
+        new_id = f"{new_kek_label}:{new_fingerprint}"
         count = 0
         with self.db.session() as session:
             rows = session.execute(select(CryptoKey).where(CryptoKey.tenant == self.tenant)).scalars().all()
             for row in rows:
-                material = unwrap_key(
-                    self._kek, row.wrapped, row.tenant, row.id, row.data_class, row.algorithm
-                )
-                row.wrapped = wrap_key(new_kek, material, row.tenant, row.id, row.data_class, row.algorithm)
+                if row.kek_id.rpartition(":")[2] == new_fingerprint:
+                    unwrap_key(new_kek, row.wrapped, row.tenant, row.id, row.data_class, row.algorithm)
+                else:
+                    material = unwrap_key(
+                        self._kek, row.wrapped, row.tenant, row.id, row.data_class, row.algorithm
+                    )
+                    row.wrapped = wrap_key(
+                        new_kek, material, row.tenant, row.id, row.data_class, row.algorithm
+                    )
                 row.kek_id = new_id
                 count += 1
         self._kek, self.kek_id = new_kek, new_id
@@ -449,13 +497,18 @@ def describe(keyring: Keyring) -> list[dict[str, Any]]:
             {"id": k.id, "data_class": k.data_class, "algorithm": k.algorithm.name, "status": k.status}
             for k in keyring._keys.values()
         ]
+    return describe_keys(keyring.db, keyring.tenant)
+
+
+def describe_keys(db: Database, tenant: str) -> list[dict[str, Any]]:
+    """The tenant's keys as stored, without their material; needs no KEK (``hub keys status``)."""
     from sqlalchemy import select
 
     from hub.store.models import CryptoKey
 
-    with keyring.db.session() as session:
+    with db.session() as session:
         rows = session.execute(
-            select(CryptoKey).where(CryptoKey.tenant == keyring.tenant).order_by(CryptoKey.id)
+            select(CryptoKey).where(CryptoKey.tenant == tenant).order_by(CryptoKey.id)
         ).scalars()
         return [
             {

@@ -42,7 +42,7 @@ class EnvKeyProvider:
             raise ConfigurationError([ConfigProblem(self.variable, "is not base64")], "environment") from exc
         if len(key) != 32:
             raise ConfigurationError(
-                [ConfigProblem(self.variable, "must decode to 32 bytes (hub keys init prints one)")],
+                [ConfigProblem(self.variable, "must decode to 32 bytes (hub keys new-kek FILE writes one)")],
                 "environment",
             )
         return key

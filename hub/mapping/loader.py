@@ -46,6 +46,7 @@ IDENTITY_KEYS = {
     "gender",
     "employment_status",
     "terminated_at",
+    "consent_at",  # the data subject's consent time: newer than an erasure, it lifts it (hub.privacy)
 }
 
 

@@ -356,7 +356,12 @@ class PrivacyTombstone(Base):
 
 
 class RawRecord(Base):
-    """A source record as the vendor sent it, kept for debugging (sealed; purged by retention)."""
+    """A source record as the vendor sent it, kept for debugging (sealed; purged by retention).
+
+    Written by ``keep_raw = true`` pipelines for each inserted or updated record, in the same
+    transaction as the chunk's checkpoint. ``payload`` is the record as JSON, sealed under the
+    "personal" data key with context ``("raw_records", f"{pipeline}|{stream}|{key_digest}")``.
+    """
 
     __tablename__ = "raw_records"
     __table_args__ = (Index("ix_raw_records_pipeline_created", "pipeline", "created_at"),)
@@ -367,7 +372,7 @@ class RawRecord(Base):
     #: keyed digest of the record key (as in canonical_records)
     key_digest: Mapped[str] = mapped_column(String(32), index=True)
     position: Mapped[str] = mapped_column(String(500), default="")
-    #: the record, sealed with context ("raw_records", "payload", pipeline|stream|key_digest)
+    #: the record, sealed with context ("raw_records", f"{pipeline}|{stream}|{key_digest}")
     payload: Mapped[bytes] = mapped_column(LargeBinary(length=2**24))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -376,7 +381,11 @@ class RawRecord(Base):
 
 
 class ChangeEvent(Base):
-    """A canonical record was created or updated: which fields changed, never their values."""
+    """A canonical record was created or updated: which fields changed, never their values.
+
+    Written by syncs of mapped streams in the transaction of the chunk's checkpoint (hub.changes);
+    ``changed_fields`` lists field names, identity fields as ``identity.<name>``.
+    """
 
     __tablename__ = "change_events"
     __table_args__ = (Index("ix_change_events_entity_id", "entity", "id"),)
@@ -388,7 +397,7 @@ class ChangeEvent(Base):
     #: "created" or "updated"
     kind: Mapped[str] = mapped_column(String(20))
     key_digest: Mapped[str] = mapped_column(String(32))
-    #: the record's id (its key), sealed with context ("change_events", "record_id", key_digest)
+    #: the record's id (its key), sealed ("personal" key) with context ("change_events", key_digest)
     record_id: Mapped[bytes] = mapped_column(LargeBinary(length=2**16))
     changed_fields: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,338 @@
+"""Personal data on its way out of hub: column encryption for destinations, and raw records.
+
+A destination whose connector has ``encrypt_pii = true`` (the default) never receives a
+personal-data column in clear: each value becomes a text ciphertext (``hub1.`` prefix, see
+:mod:`hub.crypto.envelope`) sealed with the data key of the column's class and bound to
+``(f"{destination}/{entity}", column, record id)``, and columns of kinds that are looked up
+by value (ID numbers, phones, e-mails, bank accounts) get a ``<column>_bidx`` blind index
+next to them. Which columns hold personal data:
+
+- mapped streams: the canonical entity's PII fields (:func:`hub.mapping.executor.pii_kinds`);
+- raw streams: the source connector's ``pii = { column = "kind" }`` declaration, plus any
+  undeclared column whose values look like resident ID numbers, mainland mobile phones or
+  bank cards (checked on the first chunk written; the sync log names the column).
+
+Identity-only columns (``_hub_identity_*``, hub metadata read by identity resolution) are
+dropped before any destination sees a chunk. Content hashes and change detection run on the
+plaintext before this step, so only inserted and updated records are encrypted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hub.connectors import POSITION, records_of
+from hub.crypto import CLASS_OF_KIND, INDEXED_KINDS, Keyring
+from hub.errors import FatalSyncError
+from hub.frames import arrow, data_columns, key_strings
+from hub.mapping.executor import IDENTITY_PREFIX
+
+#: Column a mapped record carries with its id at the source (``hub.engine.REMOTE_ID`` is this).
+REMOTE_ID = "remote_id"
+
+if TYPE_CHECKING:
+    from hub.config import PipelineConfig
+    from hub.engine import StreamContext
+    from hub.project import Project
+    from hub.synclog import SyncLog
+
+#: Suffix of the blind-index column written next to an indexed PII column.
+BIDX_SUFFIX = "_bidx"
+#: Share of a column's non-empty values that must look like personal data for the safety net.
+DETECT_SHARE = 0.5
+#: What the safety net calls each kind in the sync log.
+DETECTED_NAMES = {
+    "id_number": "resident ID numbers",
+    "phone": "mobile phone numbers",
+    "bank_account": "bank card numbers",
+}
+_PHONE_PATTERN = r"^(?:\+?86|0086)?1[3-9]\d{9}$"
+_CARD_PATTERN = r"^\d{16,19}$"
+_TEXT = pd.ArrowDtype(pa.string())
+
+
+def raw_record_context(pipeline: str, stream: str, key_digest: str) -> tuple[str, str]:
+    """Associated data binding a raw record's ciphertext to its row."""
+    return ("raw_records", f"{pipeline}|{stream}|{key_digest}")
+
+
+def destination_table(destination: str, entity: str) -> str:
+    """The ``table`` part of a destination value's encryption context."""
+    return f"{destination}/{entity}"
+
+
+def open_destination_value(
+    keyring: Keyring, destination: str, entity: str, column: str, record_id: str, value: str
+) -> str:
+    """Decrypt one value hub wrote to a destination (``record_id``: the record's key string)."""
+    return keyring.open_text(value, destination_table(destination, entity), column, record_id)
+
+
+# -- the safety net ----------------------------------------------------------------------------
+
+
+def _luhn_valid(compact: pa.Array) -> np.ndarray:
+    """Rows that are 16 to 19 digits with a valid Luhn check digit."""
+    n = len(compact)
+    out = np.zeros(n, dtype=bool)
+    shaped = np.asarray(
+        pc.fill_null(pc.match_substring_regex(compact, _CARD_PATTERN), False).to_numpy(zero_copy_only=False),
+        dtype=bool,
+    )
+    if not shaped.any():
+        return out
+    length = np.asarray(pc.fill_null(pc.binary_length(compact), 0).to_numpy(zero_copy_only=False))
+    from hub.transforms.core import fixed_width_bytes
+
+    for width in range(16, 20):
+        rows = np.flatnonzero(shaped & (length == width))
+        if not len(rows):
+            continue
+        digits = fixed_width_bytes(compact.take(pa.array(rows)), width).astype(np.int64) - 48
+        doubled = digits[:, width - 2 :: -2] * 2  # every second digit from the right
+        total = digits[:, width - 1 :: -2].sum(axis=1) + (doubled - 9 * (doubled > 9)).sum(axis=1)
+        out[rows] = total % 10 == 0
+    return out
+
+
+def _id_numbers(compact: pa.Array) -> np.ndarray:
+    """Rows that are 18-character resident ID numbers with a valid GB 11643 check digit."""
+    from hub.transforms.ids import check_ids
+
+    length = np.asarray(pc.fill_null(pc.binary_length(compact), 0).to_numpy(zero_copy_only=False))
+    long = length == 18
+    if not long.any():
+        return long
+    found = check_ids(pd.Series(pd.arrays.ArrowExtensionArray(compact), dtype=_TEXT)).valid
+    return np.asarray(found, dtype=bool) & long
+
+
+def detect_pii(frame: pd.DataFrame, columns: Sequence[str]) -> dict[str, str]:
+    """Columns whose values mostly look like ID numbers, mobile phones or bank cards, with the kind.
+
+    Vectorised over each column; never returns or logs a value.
+    """
+    found: dict[str, str] = {}
+    for column in columns:
+        if column not in frame.columns:
+            continue
+        text = arrow(frame[column])
+        if isinstance(text, pa.ChunkedArray):
+            text = text.combine_chunks()
+        compact = pc.replace_substring_regex(pc.utf8_trim_whitespace(text), r"[\s\-]", "")
+        present = np.asarray(
+            pc.fill_null(pc.greater(pc.binary_length(compact), 0), False).to_numpy(zero_copy_only=False),
+            dtype=bool,
+        )
+        total = int(present.sum())
+        if not total:
+            continue
+        phone = np.asarray(
+            pc.fill_null(pc.match_substring_regex(compact, _PHONE_PATTERN), False).to_numpy(
+                zero_copy_only=False
+            ),
+            dtype=bool,
+        )
+        hits = {
+            "id_number": int(_id_numbers(compact).sum()),
+            "phone": int(phone.sum()),
+            "bank_account": int(_luhn_valid(compact).sum()),
+        }
+        kind = max(hits, key=lambda k: hits[k])
+        if hits[kind] and hits[kind] >= DETECT_SHARE * total:
+            found[column] = kind
+    return found
+
+
+# -- encryption --------------------------------------------------------------------------------
+
+
+def encrypt_columns(
+    frame: pd.DataFrame, kinds: Mapping[str, str], keyring: Keyring, table: str, record_ids: Sequence[str]
+) -> pd.DataFrame:
+    """``frame`` with each PII column sealed (one ``seal_many`` per column) and blind indexes added.
+
+    Null and empty values stay as they are (nothing to hide, no nonce spent).
+    """
+    columns: dict[str, Any] = {}
+    for column in frame.columns:
+        kind = kinds.get(column)
+        if kind is None:
+            columns[column] = frame[column]
+            continue
+        values: list[str | None] = arrow(frame[column]).to_pylist()
+        sealed = keyring.seal_many(
+            [v or None for v in values], CLASS_OF_KIND[kind], table, str(column), record_ids
+        )
+        columns[column] = pd.Series(
+            [s if s is not None else v for s, v in zip(sealed, values, strict=True)],
+            index=frame.index,
+            dtype=_TEXT,
+        )
+        if kind in INDEXED_KINDS:
+            blind = keyring.blind_index
+            columns[f"{column}{BIDX_SUFFIX}"] = pd.Series(
+                [blind(v, kind) if v else None for v in values], index=frame.index, dtype=_TEXT
+            )
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def encrypted_schema(schema: Mapping[str, Any] | None, kinds: Mapping[str, str]) -> dict[str, Any]:
+    """The stream's JSON Schema with PII columns (and their blind indexes) as nullable strings."""
+    base = dict(schema or {"type": "object"})
+    properties = dict(base.get("properties") or {})
+    text = {"type": ["null", "string"]}
+    for column, kind in kinds.items():
+        properties[column] = dict(text)
+        if kind in INDEXED_KINDS:
+            properties[f"{column}{BIDX_SUFFIX}"] = dict(text)
+    base["properties"] = properties
+    return base
+
+
+# -- per run -------------------------------------------------------------------------------------
+
+
+@dataclass
+class _StreamPii:
+    kinds: dict[str, str]
+    detected: dict[str, str] | None = None
+    schemas: dict[tuple[str, frozenset[tuple[str, str]]], Mapping[str, Any]] = field(default_factory=dict)
+
+
+class PiiGuard:
+    """What one sync run does to personal data before destinations see it."""
+
+    def __init__(self, project: Project, pipeline: PipelineConfig) -> None:
+        self.project = project
+        self.pipeline = pipeline
+        self._streams: dict[tuple[str, str], _StreamPii] = {}
+
+    def _declared(self, ctx: StreamContext) -> dict[str, str]:
+        if ctx.selection.mapping is not None:  # a mapped stream (or its dead letters replayed)
+            return {c: k or "text" for c, k in ctx.pii_kinds.items()}
+        connector = self.project.settings.connectors.get(self.pipeline.source)
+        return dict(connector.pii) if connector is not None else {}
+
+    def _stream(self, ctx: StreamContext, frame: pd.DataFrame, synclog: SyncLog | None) -> _StreamPii:
+        key = (ctx.selection.name, ctx.entity)
+        state = self._streams.get(key)
+        if state is None:
+            kinds = self._declared(ctx)
+            keys = [c for c in kinds if c in ctx.primary_key]
+            if ctx.selection.mapping is not None:
+                connector = self.project.settings.connectors.get(self.pipeline.source)
+                declared = connector.pii if connector is not None else {}
+                keys += [f"{REMOTE_ID} (from {c})" for c in ctx.record_key if c in declared]
+            if keys:
+                raise FatalSyncError(
+                    f"stream {ctx.selection.name!r}: {', '.join(keys)} holds personal data and is "
+                    "the destination's record key, which cannot be encrypted (a ciphertext differs "
+                    "on every write); key the stream on another column, or set encrypt_pii = false "
+                    "on the destination to write it in clear"
+                )
+            state = self._streams[key] = _StreamPii(kinds)
+        if state.detected is None and ctx.selection.mapping is None:
+            state.detected = {}
+            candidates = [
+                c for c in data_columns(frame) if c not in state.kinds and not str(c).endswith(BIDX_SUFFIX)
+            ]
+            found = detect_pii(frame, candidates)
+            for column, kind in sorted(found.items()):
+                in_key = column in ctx.primary_key
+                if not in_key:
+                    state.detected[column] = kind
+                if synclog is not None:
+                    action = (
+                        "it is the record key, which cannot be encrypted, so it is written as it "
+                        "is (key the stream on another column)"
+                        if in_key
+                        else "it is encrypted in destinations that encrypt personal data"
+                    )
+                    synclog.event(
+                        "warning",
+                        "pii.undeclared",
+                        f"column {column!r} looks like {DETECTED_NAMES[kind]} but is not declared as "
+                        f"personal data; {action}. Declare it in connectors.{self.pipeline.source}.pii "
+                        f'(pii = {{ {column} = "{kind}" }})',
+                        stream=ctx.selection.name,
+                    )
+        return state
+
+    def for_destination(
+        self,
+        destination: str,
+        ctx: StreamContext,
+        frame: pd.DataFrame,
+        synclog: SyncLog | None = None,
+    ) -> tuple[pd.DataFrame, Mapping[str, Any] | None]:
+        """The chunk and schema ``destination`` receives: identity columns dropped, PII sealed."""
+        identity = [c for c in frame.columns if str(c).startswith(IDENTITY_PREFIX)]
+        if identity:
+            frame = frame.drop(columns=identity)
+        connector = self.project.settings.connectors.get(destination)
+        if connector is not None and not connector.encrypt_pii:
+            return frame, ctx.schema
+        state = self._stream(ctx, frame, synclog)
+        kinds = {c: k for c, k in {**state.kinds, **(state.detected or {})}.items() if c in frame.columns}
+        if not kinds:
+            return frame, ctx.schema
+        key = (destination, frozenset(kinds.items()))
+        schema = state.schemas.get(key)
+        if schema is None:
+            schema = state.schemas[key] = encrypted_schema(ctx.schema, kinds)
+        if not len(frame):
+            return frame, schema
+        table = destination_table(destination, ctx.entity)
+        return encrypt_columns(frame, kinds, self.project.keyring, table, self.record_ids(ctx, frame)), schema
+
+    @staticmethod
+    def record_ids(ctx: StreamContext, frame: pd.DataFrame) -> list[str]:
+        """Each row's key string: the source id of a mapped record, else its primary key values."""
+        if ctx.mapping is not None and REMOTE_ID in frame.columns:
+            return [v or "" for v in arrow(frame[REMOTE_ID]).to_pylist()]
+        return key_strings(frame, ctx.record_key)[0]
+
+    # -- keep_raw ----------------------------------------------------------------------------
+
+    def seal_raw(self, stream: str, source: pd.DataFrame, digests: Sequence[str]) -> list[dict[str, Any]]:
+        """Rows for ``raw_records``: each source record sealed under the "personal" data key."""
+        keyring = self.project.keyring
+        positions = (
+            source[POSITION].astype(str).tolist() if POSITION in source.columns else [""] * len(source)
+        )
+        rows = []
+        for record, digest, position in zip(records_of(source), digests, positions, strict=True):
+            payload = orjson.dumps(record, default=str)
+            sealed = keyring.seal(
+                payload, "personal", *raw_record_context(self.pipeline.name, stream, digest)
+            )
+            rows.append(
+                {
+                    "pipeline": self.pipeline.name,
+                    "stream": stream,
+                    "key_digest": digest,
+                    "position": position[:500],
+                    "payload": sealed,
+                }
+            )
+        return rows
+
+
+def save_raw_records(session: Any, rows: Sequence[Mapping[str, Any]], run_id: int) -> None:
+    """Insert sealed raw records in the caller's transaction (the chunk's checkpoint commits them)."""
+    if not rows:
+        return
+    from sqlalchemy import insert
+
+    from hub.store.models import RawRecord
+
+    session.execute(insert(RawRecord), [{**row, "run_id": run_id} for row in rows])
