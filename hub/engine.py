@@ -238,6 +238,7 @@ class Sync:
 
     def _flush_key_counters(self) -> None:
         """Add this run's encryptions to ``crypto_keys.encryptions`` (``hub keys status``)."""
+        self._pii.close()  # the sealing workers, if the run started any
         try:
             self.project.keyring.flush_counters()
         except Exception:  # a count is not worth failing a run that committed

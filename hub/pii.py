@@ -19,7 +19,9 @@ plaintext before this step, so only inserted and updated records are encrypted.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +33,7 @@ import pyarrow.compute as pc
 
 from hub.connectors import POSITION, records_of
 from hub.crypto import CLASS_OF_KIND, INDEXED_KINDS, Keyring
+from hub.crypto.keyring import blind_column, seal_column
 from hub.errors import FatalSyncError
 from hub.frames import arrow, data_columns, key_strings
 from hub.mapping.executor import IDENTITY_PREFIX
@@ -155,33 +158,88 @@ def detect_pii(frame: pd.DataFrame, columns: Sequence[str]) -> dict[str, str]:
 # -- encryption --------------------------------------------------------------------------------
 
 
-def encrypt_columns(
-    frame: pd.DataFrame, kinds: Mapping[str, str], keyring: Keyring, table: str, record_ids: Sequence[str]
-) -> pd.DataFrame:
-    """``frame`` with each PII column sealed (one ``seal_many`` per column) and blind indexes added.
+#: Chunks with at least this many rows are sealed in worker processes, in parallel with the
+#: rest of the sync (AES-GCM in cryptography holds the GIL: threads would not help).
+PARALLEL_ROWS = 20_000
 
-    Null and empty values stay as they are (nothing to hide, no nonce spent).
+
+class ColumnSealer:
+    """Worker processes that seal columns while the sync prepares its next chunk.
+
+    Started on the first large chunk (spawned, so no thread state is forked), stopped with
+    :meth:`close` at the end of the run. Small chunks are sealed in-process.
     """
-    columns: dict[str, Any] = {}
+
+    def __init__(self) -> None:
+        self._pool: Executor | None = None
+
+    def pool(self, rows: int) -> Executor | None:
+        if rows < PARALLEL_ROWS or (os.cpu_count() or 1) < 2:
+            return None
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._pool = ProcessPoolExecutor(
+                max_workers=min(2, os.cpu_count() or 1), mp_context=multiprocessing.get_context("spawn")
+            )
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def encrypt_columns(
+    frame: pd.DataFrame,
+    kinds: Mapping[str, str],
+    keyring: Keyring,
+    table: str,
+    record_ids: Sequence[str],
+    pool: Executor | None = None,
+) -> pd.DataFrame:
+    """``frame`` with each PII column sealed (one task per column) and blind indexes added.
+
+    Null and empty values stay as they are (nothing to hide, no nonce spent). With ``pool``
+    the columns are sealed in worker processes; the ciphertexts are the same either way.
+    """
+    raw: dict[str, list[str | None]] = {}
+    sealed: dict[str, Any] = {}
+    blinded: dict[str, Any] = {}
     for column in frame.columns:
         kind = kinds.get(column)
         if kind is None:
-            columns[column] = frame[column]
             continue
         values: list[str | None] = arrow(frame[column]).to_pylist()
-        sealed = keyring.seal_many(
-            [v or None for v in values], CLASS_OF_KIND[kind], table, str(column), record_ids
-        )
+        raw[column] = values
+        plain = [v or None for v in values]
+        task = keyring.column_task(CLASS_OF_KIND[kind], table, str(column))
+        keyring.count_sealed(task[2], sum(v is not None for v in plain))
+        if pool is not None:
+            sealed[column] = pool.submit(seal_column, *task, plain, record_ids)
+        else:
+            sealed[column] = seal_column(*task, plain, record_ids)
+        if kind in INDEXED_KINDS:
+            key = keyring.blind_key(kind)
+            blinded[column] = (
+                pool.submit(blind_column, key, values) if pool is not None else blind_column(key, values)
+            )
+    columns: dict[str, Any] = {}
+    for column in frame.columns:
+        if column not in raw:
+            columns[column] = frame[column]
+            continue
+        values = raw[column]
+        result = sealed[column].result() if pool is not None else sealed[column]
         columns[column] = pd.Series(
-            [s if s is not None else v for s, v in zip(sealed, values, strict=True)],
+            [s if s is not None else v for s, v in zip(result, values, strict=True)],
             index=frame.index,
             dtype=_TEXT,
         )
-        if kind in INDEXED_KINDS:
-            blind = keyring.blind_index
-            columns[f"{column}{BIDX_SUFFIX}"] = pd.Series(
-                [blind(v, kind) if v else None for v in values], index=frame.index, dtype=_TEXT
-            )
+        if column in blinded:
+            digests = blinded[column].result() if pool is not None else blinded[column]
+            columns[f"{column}{BIDX_SUFFIX}"] = pd.Series(digests, index=frame.index, dtype=_TEXT)
     return pd.DataFrame(columns, index=frame.index)
 
 
@@ -212,6 +270,7 @@ class PiiGuard:
     """What one sync run does to personal data before destinations see it."""
 
     def __init__(self, project: Project, pipeline: PipelineConfig) -> None:
+        self.sealer = ColumnSealer()
         self.project = project
         self.pipeline = pipeline
         self._streams: dict[tuple[str, str], _StreamPii] = {}
@@ -292,7 +351,14 @@ class PiiGuard:
         if not len(frame):
             return frame, schema
         table = destination_table(destination, ctx.entity)
-        return encrypt_columns(frame, kinds, self.project.keyring, table, self.record_ids(ctx, frame)), schema
+        pool = self.sealer.pool(len(frame))
+        return encrypt_columns(
+            frame, kinds, self.project.keyring, table, self.record_ids(ctx, frame), pool
+        ), schema
+
+    def close(self) -> None:
+        """Stop the sealing workers (end of the run)."""
+        self.sealer.close()
 
     @staticmethod
     def record_ids(ctx: StreamContext, frame: pd.DataFrame) -> list[str]:

@@ -412,13 +412,13 @@ def test_demo_leaves_no_personal_data_in_clear(
 def _count_column_seals(project: Project, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Values sealed for destination columns (dead letters are sealed too, each run)."""
     sealed: list[int] = []
-    seal_many = project.keyring.seal_many
+    count_sealed = project.keyring.count_sealed
 
-    def counting(values: Any, *args: Any) -> list[str | None]:
-        sealed.append(sum(v is not None for v in values))
-        return seal_many(values, *args)
+    def counting(key_id: int, n: int) -> None:
+        sealed.append(n)
+        count_sealed(key_id, n)
 
-    monkeypatch.setattr(project.keyring, "seal_many", counting)
+    monkeypatch.setattr(project.keyring, "count_sealed", counting)
     return sealed
 
 
@@ -441,7 +441,7 @@ def test_only_changed_records_are_encrypted_again(
     sealed = _count_column_seals(project, monkeypatch)
     result = Sync(project, "ats_to_hr_master").run()
     assert result.counts.updated == 1 and result.counts.unchanged == len(sample.rows) - 1
-    assert sealed == [1] * len(DECLARED)  # one record: one seal_many per declared column
+    assert sealed == [1] * len(DECLARED)  # one record: one sealed value per declared column
     (stored,) = [
         r
         for r in _destination_rows(backend.dest_url, "onboarding_candidates")
@@ -667,3 +667,41 @@ def test_plugin_logging_personal_data_is_masked_by_the_cli(
 
 def test_remote_id_is_the_same_column() -> None:
     assert hub.pii.REMOTE_ID == hub.engine.REMOTE_ID
+
+
+def test_large_chunks_are_sealed_in_worker_processes_with_the_same_result() -> None:
+    """Chunks of PARALLEL_ROWS or more go to the sealing workers; what comes back opens the same."""
+    from hub.crypto import Keyring
+
+    keyring = Keyring(os.urandom(32))
+    rows = hub.pii.PARALLEL_ROWS
+    frame = pd.DataFrame(
+        {
+            "id": [f"C{i:06d}" for i in range(rows)],
+            "id_number": [f"1101051949123{i:05d}" if i % 7 else None for i in range(rows)],
+            "offer_salary": [str(10_000 + i) for i in range(rows)],
+        }
+    ).astype("string")
+    kinds = {"id_number": "id_number", "offer_salary": "money"}
+    ids = frame["id"].tolist()
+    sealer = hub.pii.ColumnSealer()
+    try:
+        pool = sealer.pool(rows)
+        assert pool is not None and sealer.pool(rows - 1) is None
+        parallel = hub.pii.encrypt_columns(frame, kinds, keyring, "dst/people", ids, pool)
+    finally:
+        sealer.close()
+    local = hub.pii.encrypt_columns(frame, kinds, keyring, "dst/people", ids)
+    assert list(parallel.columns) == list(local.columns)
+    assert parallel["id_number_bidx"].equals(local["id_number_bidx"])
+    for column in kinds:
+        for i in (0, 1, 7, rows - 1):
+            value, expected = parallel[column].iat[i], frame[column].iat[i]
+            if pd.isna(expected):
+                assert pd.isna(value)
+                continue
+            assert value != expected and value != local[column].iat[i]  # fresh nonces
+            assert keyring.open_text(value, "dst/people", column, ids[i]) == expected
+    assert keyring.encryptions[keyring.primary("identity").id] == 2 * sum(
+        frame["id_number"].notna()
+    )  # both runs

@@ -359,31 +359,25 @@ class Keyring:
     ) -> list[str | None]:
         """Text ciphertexts of a column (``None`` stays ``None``), each bound to its record id."""
         key = self._sealing_key(data_class)
-        header = HEADER.pack(FORMAT_VERSION, key.algorithm.alg_id, key.id)
-        encrypt = self._encryptor(key)
-        # AAD = header || lp(tenant, table, field) || lp(record_id): the same bytes as seal()
-        # builds, with the constant part once and lp() of the record id inlined (this loop
-        # runs once per value of a sync; per-value calls are most of its cost).
-        prefix = header + lp(self.tenant, table, field)
-        pack_length = _UINT32.pack
-        nonces = os.urandom(12 * len(values))
-        out: list[str | None] = []
-        append = out.append
-        sealed = 0
-        offset = 0
-        for value, record_id in zip(values, record_ids, strict=True):
-            if value is None:
-                append(None)
-            else:
-                nonce = nonces[offset : offset + 12]
-                raw_id = record_id.encode()
-                body = encrypt(nonce, value.encode(), prefix + pack_length(len(raw_id)) + raw_id)
-                append(to_text(header + nonce + body))
-                sealed += 1
-            offset += 12
+        out = seal_column(
+            key.algorithm.name, key.material, key.id, (self.tenant, table, field), values, record_ids
+        )
+        sealed = sum(v is not None for v in values)
         with self._lock:
             self.encryptions[key.id] += sealed
         return out
+
+    def column_task(
+        self, data_class: str, table: str, field: str
+    ) -> tuple[str, bytes, int, tuple[str, str, str]]:
+        """What :func:`seal_column` needs to seal a column elsewhere (another process); counts nothing."""
+        key = self._sealing_key(data_class)
+        return key.algorithm.name, key.material, key.id, (self.tenant, table, field)
+
+    def count_sealed(self, key_id: int, n: int) -> None:
+        """Add ``n`` values sealed outside this keyring (by :func:`seal_column`) to the nonce budget."""
+        with self._lock:
+            self.encryptions[key_id] += n
 
     def open(self, blob: bytes, *context: str) -> bytes:
         """Decrypt what :meth:`seal` produced with the same context parts."""
@@ -449,6 +443,10 @@ class Keyring:
         if mac is None:
             mac = self._blind_macs[purpose] = HmacSha256(self.hmac_key("blind/" + purpose))
         return mac.digest(value.encode())[:16].hex()
+
+    def blind_key(self, kind: str) -> bytes:
+        """The subkey :meth:`blind_index` uses for ``kind`` (for :func:`blind_column` elsewhere)."""
+        return self.hmac_key("blind/" + kind)
 
     def blind_index(self, value: str, kind: str) -> str:
         """Blind index of a PII value of ``kind``, over its normalised form."""
@@ -524,3 +522,45 @@ def describe_keys(db: Database, tenant: str) -> list[dict[str, Any]]:
             }
             for r in rows
         ]
+
+
+def seal_column(
+    algorithm: str,
+    material: bytes,
+    key_id: int,
+    place: tuple[str, str, str],
+    values: Sequence[str | None],
+    record_ids: Sequence[str],
+) -> list[str | None]:
+    """Text ciphertexts of a column under one data key: the loop behind :meth:`Keyring.seal_many`.
+
+    A plain function of its arguments, so a worker process can run it. ``place`` is (tenant,
+    table, field); AAD = header || lp(tenant, table, field) || lp(record_id), the same bytes
+    :meth:`Keyring.seal` builds, with the constant part once and lp() of the record id inlined
+    (this loop runs once per value of a sync; per-value overhead is most of its cost).
+    """
+    alg = aead.ALGORITHMS[algorithm]
+    header = HEADER.pack(FORMAT_VERSION, alg.alg_id, key_id)
+    encrypt = aead.encryptor(alg, material)
+    prefix = header + lp(*place)
+    pack_length = _UINT32.pack
+    nonces = os.urandom(12 * len(values))
+    out: list[str | None] = []
+    append = out.append
+    offset = 0
+    for value, record_id in zip(values, record_ids, strict=True):
+        if value is None:
+            append(None)
+        else:
+            nonce = nonces[offset : offset + 12]
+            raw_id = record_id.encode()
+            body = encrypt(nonce, value.encode(), prefix + pack_length(len(raw_id)) + raw_id)
+            append(to_text(header + nonce + body))
+        offset += 12
+    return out
+
+
+def blind_column(blind_key: bytes, values: Sequence[str | None]) -> list[str | None]:
+    """Blind indexes of a column (``Keyring.blind_index`` per value) under the kind's blind subkey."""
+    mac = HmacSha256(blind_key)
+    return [mac.digest(normalise_for_index(v).encode())[:16].hex() if v else None for v in values]
