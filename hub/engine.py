@@ -680,6 +680,10 @@ class Sync:
         if ctx.mapping is not None and not self.dry_run and len(prepared.to_write):
             # For the change events, here while the chunk before commits (hub.changes).
             prepared.changes = self._changes.prepare(prepared.to_write, prepared.digests, REMOTE_ID)
+        if not self.dry_run and len(prepared.to_write):
+            # Sealing for the destinations starts here, in worker processes, while the chunk
+            # before is written (hub.pii); large chunks only.
+            self._pii.prefetch(ctx, prepared.to_write, self.synclog)
         if self.pipeline.keep_raw and not self.dry_run:
             written = frame.index[[bool(c) for c in changed]]
             prepared.raw = self._pii.seal_raw(sel.name, source.loc[written], prepared.digests)

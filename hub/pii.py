@@ -191,6 +191,70 @@ class ColumnSealer:
             self._pool = None
 
 
+@dataclass
+class SealingJob:
+    """A chunk's PII columns being sealed: results (or futures) per column, collected once."""
+
+    frame: pd.DataFrame
+    raw: dict[str, list[str | None]]
+    sealed: dict[str, Any]
+    blinded: dict[str, Any]
+    parallel: bool
+
+    def collect(self) -> pd.DataFrame:
+        def result(item: Any) -> Any:
+            return item.result() if self.parallel else item
+
+        frame = self.frame
+        columns: dict[str, Any] = {}
+        for column in frame.columns:
+            if column not in self.raw:
+                columns[column] = frame[column]
+                continue
+            values = self.raw[column]
+            columns[column] = pd.Series(
+                [s if s is not None else v for s, v in zip(result(self.sealed[column]), values, strict=True)],
+                index=frame.index,
+                dtype=_TEXT,
+            )
+            if column in self.blinded:
+                columns[f"{column}{BIDX_SUFFIX}"] = pd.Series(
+                    result(self.blinded[column]), index=frame.index, dtype=_TEXT
+                )
+        return pd.DataFrame(columns, index=frame.index)
+
+
+def start_sealing(
+    frame: pd.DataFrame,
+    kinds: Mapping[str, str],
+    keyring: Keyring,
+    table: str,
+    record_ids: Sequence[str],
+    pool: Executor | None = None,
+) -> SealingJob:
+    """Seal each PII column (one task per column; in ``pool`` when given) and blind-index it."""
+    job = SealingJob(frame, {}, {}, {}, pool is not None)
+    for column in frame.columns:
+        kind = kinds.get(column)
+        if kind is None:
+            continue
+        values: list[str | None] = arrow(frame[column]).to_pylist()
+        job.raw[column] = values
+        plain = [v or None for v in values]
+        task = keyring.column_task(CLASS_OF_KIND[kind], table, str(column))
+        keyring.count_sealed(task[2], sum(v is not None for v in plain))
+        if pool is not None:
+            job.sealed[column] = pool.submit(seal_column, *task, plain, record_ids)
+        else:
+            job.sealed[column] = seal_column(*task, plain, record_ids)
+        if kind in INDEXED_KINDS:
+            key = keyring.blind_key(kind)
+            job.blinded[column] = (
+                pool.submit(blind_column, key, values) if pool is not None else blind_column(key, values)
+            )
+    return job
+
+
 def encrypt_columns(
     frame: pd.DataFrame,
     kinds: Mapping[str, str],
@@ -199,48 +263,12 @@ def encrypt_columns(
     record_ids: Sequence[str],
     pool: Executor | None = None,
 ) -> pd.DataFrame:
-    """``frame`` with each PII column sealed (one task per column) and blind indexes added.
+    """``frame`` with each PII column sealed and blind indexes added.
 
     Null and empty values stay as they are (nothing to hide, no nonce spent). With ``pool``
     the columns are sealed in worker processes; the ciphertexts are the same either way.
     """
-    raw: dict[str, list[str | None]] = {}
-    sealed: dict[str, Any] = {}
-    blinded: dict[str, Any] = {}
-    for column in frame.columns:
-        kind = kinds.get(column)
-        if kind is None:
-            continue
-        values: list[str | None] = arrow(frame[column]).to_pylist()
-        raw[column] = values
-        plain = [v or None for v in values]
-        task = keyring.column_task(CLASS_OF_KIND[kind], table, str(column))
-        keyring.count_sealed(task[2], sum(v is not None for v in plain))
-        if pool is not None:
-            sealed[column] = pool.submit(seal_column, *task, plain, record_ids)
-        else:
-            sealed[column] = seal_column(*task, plain, record_ids)
-        if kind in INDEXED_KINDS:
-            key = keyring.blind_key(kind)
-            blinded[column] = (
-                pool.submit(blind_column, key, values) if pool is not None else blind_column(key, values)
-            )
-    columns: dict[str, Any] = {}
-    for column in frame.columns:
-        if column not in raw:
-            columns[column] = frame[column]
-            continue
-        values = raw[column]
-        result = sealed[column].result() if pool is not None else sealed[column]
-        columns[column] = pd.Series(
-            [s if s is not None else v for s, v in zip(result, values, strict=True)],
-            index=frame.index,
-            dtype=_TEXT,
-        )
-        if column in blinded:
-            digests = blinded[column].result() if pool is not None else blinded[column]
-            columns[f"{column}{BIDX_SUFFIX}"] = pd.Series(digests, index=frame.index, dtype=_TEXT)
-    return pd.DataFrame(columns, index=frame.index)
+    return start_sealing(frame, kinds, keyring, table, record_ids, pool).collect()
 
 
 def encrypted_schema(schema: Mapping[str, Any] | None, kinds: Mapping[str, str]) -> dict[str, Any]:
@@ -271,6 +299,8 @@ class PiiGuard:
 
     def __init__(self, project: Project, pipeline: PipelineConfig) -> None:
         self.sealer = ColumnSealer()
+        #: (destination, id of the chunk) -> (the chunk, its sealing job), started by prefetch()
+        self._pending: dict[tuple[str, int], tuple[pd.DataFrame, SealingJob]] = {}
         self.project = project
         self.pipeline = pipeline
         self._streams: dict[tuple[str, str], _StreamPii] = {}
@@ -326,6 +356,40 @@ class PiiGuard:
                     )
         return state
 
+    def _plan(
+        self, destination: str, ctx: StreamContext, frame: pd.DataFrame, synclog: SyncLog | None
+    ) -> tuple[pd.DataFrame, dict[str, str], Mapping[str, Any] | None]:
+        """The chunk without identity columns, the PII columns to seal for ``destination``, its schema."""
+        identity = [c for c in frame.columns if str(c).startswith(IDENTITY_PREFIX)]
+        if identity:
+            frame = frame.drop(columns=identity)
+        connector = self.project.settings.connectors.get(destination)
+        if connector is not None and not connector.encrypt_pii:
+            return frame, {}, ctx.schema
+        state = self._stream(ctx, frame, synclog)
+        kinds = {c: k for c, k in {**state.kinds, **(state.detected or {})}.items() if c in frame.columns}
+        if not kinds:
+            return frame, {}, ctx.schema
+        key = (destination, frozenset(kinds.items()))
+        schema = state.schemas.get(key)
+        if schema is None:
+            schema = state.schemas[key] = encrypted_schema(ctx.schema, kinds)
+        return frame, kinds, schema
+
+    def prefetch(self, ctx: StreamContext, frame: pd.DataFrame, synclog: SyncLog | None = None) -> None:
+        """Start sealing a large chunk for each destination now, while the chunk before is written."""
+        pool = self.sealer.pool(len(frame))
+        if pool is None:
+            return
+        for destination in self.pipeline.destinations:
+            planned, kinds, _schema = self._plan(destination, ctx, frame, synclog)
+            if kinds:
+                table = destination_table(destination, ctx.entity)
+                job = start_sealing(
+                    planned, kinds, self.project.keyring, table, self.record_ids(ctx, planned), pool
+                )
+                self._pending[(destination, id(frame))] = (frame, job)
+
     def for_destination(
         self,
         destination: str,
@@ -334,30 +398,21 @@ class PiiGuard:
         synclog: SyncLog | None = None,
     ) -> tuple[pd.DataFrame, Mapping[str, Any] | None]:
         """The chunk and schema ``destination`` receives: identity columns dropped, PII sealed."""
-        identity = [c for c in frame.columns if str(c).startswith(IDENTITY_PREFIX)]
-        if identity:
-            frame = frame.drop(columns=identity)
-        connector = self.project.settings.connectors.get(destination)
-        if connector is not None and not connector.encrypt_pii:
-            return frame, ctx.schema
-        state = self._stream(ctx, frame, synclog)
-        kinds = {c: k for c, k in {**state.kinds, **(state.detected or {})}.items() if c in frame.columns}
-        if not kinds:
-            return frame, ctx.schema
-        key = (destination, frozenset(kinds.items()))
-        schema = state.schemas.get(key)
-        if schema is None:
-            schema = state.schemas[key] = encrypted_schema(ctx.schema, kinds)
-        if not len(frame):
-            return frame, schema
+        pending = self._pending.pop((destination, id(frame)), None)
+        planned, kinds, schema = self._plan(destination, ctx, frame, synclog)
+        if not kinds or not len(planned):
+            return planned, schema
+        if pending is not None and pending[0] is frame:  # sealed ahead by prefetch(): the same chunk
+            return pending[1].collect(), schema
         table = destination_table(destination, ctx.entity)
-        pool = self.sealer.pool(len(frame))
+        pool = self.sealer.pool(len(planned))
         return encrypt_columns(
-            frame, kinds, self.project.keyring, table, self.record_ids(ctx, frame), pool
+            planned, kinds, self.project.keyring, table, self.record_ids(ctx, planned), pool
         ), schema
 
     def close(self) -> None:
         """Stop the sealing workers (end of the run)."""
+        self._pending.clear()
         self.sealer.close()
 
     @staticmethod

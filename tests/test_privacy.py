@@ -418,7 +418,9 @@ def test_erase_removes_every_trace_and_tombstones_keep_them_out_until_new_consen
     assert decrypted_leftovers(project, needles) == []
 
     # New consent, newer than the erasure, brings them back (and lifts the whole erasure).
-    consent = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).isoformat(timespec="seconds")
+    # Whole seconds, as a source would write it: the next second is surely after the erasure.
+    given = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    consent = given.astimezone(ZoneInfo("Asia/Shanghai")).isoformat(timespec="seconds")
     write_ats(s.ats_csv, s.people, consent={0: consent})
     back, suppressed = sync(project, "ats")
     assert suppressed == 0
