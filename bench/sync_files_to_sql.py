@@ -92,10 +92,10 @@ def hub_sync(config: Path) -> None:
     print(json.dumps(result.counts.as_dict()), file=sys.stderr)
 
 
-def child(argv: list[str]) -> tuple[float, float]:
-    """Run this script's ``--phase`` in a fresh process; return (seconds, peak RSS in MB)."""
+def child(argv: list[str], script: str = __file__) -> tuple[float, float]:
+    """Run ``script``'s ``--phase`` in a fresh process; return (seconds, peak RSS in MB)."""
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, __file__, *argv])
+    proc = subprocess.Popen([sys.executable, script, *argv])
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
     if status != 0:

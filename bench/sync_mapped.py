@@ -16,18 +16,17 @@ from __future__ import annotations
 import argparse
 import base64
 import csv
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from mapping import generate  # bench/mapping.py
+from sync_files_to_sql import child as run_phase  # bench/sync_files_to_sql.py
+from sync_files_to_sql import hub_sync
 
 MAPPING = """\
 entity: Person
@@ -77,25 +76,9 @@ def change(path: Path) -> tuple[int, int]:
     return changed, identity
 
 
-def hub_sync(config: Path) -> None:
-    from hub.engine import Sync
-    from hub.project import Project
-
-    result = Sync(Project(config), "bench").run()
-    if result.status != "succeeded":
-        raise SystemExit(f"sync {result.status}: {result.error}")
-    print(json.dumps(result.counts.as_dict()), file=sys.stderr)
-
-
 def child(argv: list[str]) -> tuple[float, float]:
     """Run this script's ``--phase`` in a fresh process; return (seconds, peak RSS in MB)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, __file__, *argv])
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    if status != 0:
-        raise SystemExit(f"phase {argv} failed")
-    return elapsed, usage.ru_maxrss / 1024
+    return run_phase(argv, __file__)
 
 
 def main() -> None:

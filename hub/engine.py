@@ -38,7 +38,7 @@ from hub.connectors import POSITION, HubDestination, HubSource, RecordBatch, Rej
 from hub.errors import FatalSyncError, PipelineBusy, RetriableSyncError, SyncError
 from hub.frames import key_strings, row_hashes, text_frame
 from hub.leases import LeaseHolder
-from hub.mapping.executor import IDENTITY_PREFIX, apply_mapping, canonical_text, pii_kinds
+from hub.mapping.executor import IDENTITY_PREFIX, REMOTE_ID, apply_mapping, canonical_text, pii_kinds
 from hub.mapping.loader import MappingSpec
 from hub.masking import mask_text
 from hub.pii import PiiGuard, save_raw_records
@@ -54,7 +54,6 @@ cdk_logger = logging.getLogger("hub.airbyte")
 
 SOURCE_ATTEMPTS = 5
 #: Column a mapped record carries with its id at the source (the destination's default key).
-REMOTE_ID = "remote_id"
 
 ProgressCallback = Callable[[str, int], None]
 
@@ -233,12 +232,12 @@ class Sync:
             self.synclog = SyncLog(self.db, self.pipeline.name, self.trigger, dry_run=self.dry_run)
             return self._run(started)
         finally:
+            self._pii.close()  # the sealing workers, if the run started any
             self._flush_key_counters()
             lease.release()
 
     def _flush_key_counters(self) -> None:
         """Add this run's encryptions to ``crypto_keys.encryptions`` (``hub keys status``)."""
-        self._pii.close()  # the sealing workers, if the run started any
         try:
             self.project.keyring.flush_counters()
         except Exception:  # a count is not worth failing a run that committed
@@ -1036,5 +1035,6 @@ class Sync:
                 duration=time.monotonic() - started,
             ), failed
         finally:
+            self._pii.close()  # the sealing workers, if the run started any
             self._flush_key_counters()
             lease.release()

@@ -140,6 +140,11 @@ def normalise_name(value: Any) -> str | None:
     return "".join(text.split()).casefold() or None
 
 
+def remote_digest(keyring: Keyring, remote_id: str) -> str:
+    """Keyed digest of a source record's id: how person links and privacy tombstones name it."""
+    return keyring.blind(remote_id, "remote_id")
+
+
 def normalise(kind: str, value: Any, region: str = "CN") -> str | None:
     """Normalise ``value`` as an identifier of ``kind`` (id_number, email or phone)."""
     if kind == "id_number":
@@ -548,7 +553,7 @@ class IdentityResolver:
 
     def person_of(self, source: str, remote_id: str) -> str | None:
         """Hub id of the person a source record is linked to."""
-        digest = self.keyring.blind(remote_id, "remote_id")
+        digest = remote_digest(self.keyring, remote_id)
         with self.db.session() as session:
             return session.execute(
                 select(PersonLink.person_id).where(
@@ -969,7 +974,7 @@ class _Run:
         return _Prepared(
             record=record,
             observed_at=_utc(record.observed_at),
-            link_digest=self.keyring.blind(str(record.remote_id), "remote_id"),
+            link_digest=remote_digest(self.keyring, str(record.remote_id)),
             values=values,
             digests=digests,
             names=names,

@@ -36,10 +36,7 @@ from hub.crypto import CLASS_OF_KIND, INDEXED_KINDS, Keyring
 from hub.crypto.keyring import blind_column, seal_column
 from hub.errors import FatalSyncError
 from hub.frames import arrow, data_columns, key_strings
-from hub.mapping.executor import IDENTITY_PREFIX
-
-#: Column a mapped record carries with its id at the source (``hub.engine.REMOTE_ID`` is this).
-REMOTE_ID = "remote_id"
+from hub.mapping.executor import IDENTITY_PREFIX, REMOTE_ID
 
 if TYPE_CHECKING:
     from hub.config import PipelineConfig

@@ -42,7 +42,8 @@ from sqlalchemy.orm import Session
 
 from hub.crypto import DecryptionError
 from hub.errors import HubError
-from hub.identity import NAME_FIELDS, IdentityResolver, PersonView, normalise
+from hub.identity import NAME_FIELDS, IdentityResolver, PersonView, normalise, remote_digest
+from hub.mapping.executor import REMOTE_ID
 from hub.masking import mask_text
 from hub.store.models import (
     AuditEntry,
@@ -71,8 +72,6 @@ IDENTIFIER_KINDS: tuple[str, ...] = ("id_number", "email", "phone")
 REMOTE = "remote"
 #: Identity field (mapping ``identity:`` section) carrying the data subject's consent time.
 CONSENT_FIELD = "consent_at"
-#: Column of mapped records holding the source record id (``hub.engine.REMOTE_ID``).
-REMOTE_ID = "remote_id"
 #: Rows per batch when scanning or deleting.
 BATCH = 500
 #: Digests per ``IN (...)`` of a tombstone lookup (bind-parameter limits of every backend).
@@ -341,7 +340,7 @@ class _Matcher:
     def remote(self, source: str | None, key: str | None) -> bool:
         if source is None or key is None:
             return False
-        return (source, self.keyring.blind(key, "remote_id")) in self.links
+        return (source, remote_digest(self.keyring, key)) in self.links
 
     def matches(self, record: Any, pipeline: str, stream: str) -> bool:
         if isinstance(record, Mapping):
@@ -1045,14 +1044,13 @@ class TombstoneScreen:
             return frame, digests, set()
         assert self._digests is not None
         source = self.pipeline.source
-        blind = self.keyring.blind
 
         # Candidate digests, per row of the chunk and per rejection.
         rows: list[set[tuple[str, str, str]]] = [set() for _ in range(len(frame))]
         if REMOTE in kinds:
             for i, key in enumerate(keys.tolist()):
                 if key:
-                    rows[i].add((REMOTE, source, blind(str(key), "remote_id")))
+                    rows[i].add((REMOTE, source, remote_digest(self.keyring, str(key))))
         for kind, columns in self._columns(ctx, frame).items():
             for column in columns:
                 values = frame[column].astype(object).where(frame[column].notna(), None).tolist()
@@ -1067,7 +1065,7 @@ class TombstoneScreen:
             if isinstance(record, Mapping):
                 key = self._key_of(ctx, record)
                 if key is not None and REMOTE in kinds:
-                    found.add((REMOTE, source, blind(key, "remote_id")))
+                    found.add((REMOTE, source, remote_digest(self.keyring, key)))
             for text in _leaves(record):
                 found |= {(kind, "", digest) for kind, digest in self._digests.in_text(text)}
             matcher_rows.append(found)

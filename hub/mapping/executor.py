@@ -22,6 +22,8 @@ from hub.masking import mask_text, mask_value
 
 #: Columns carrying identity fields: hub metadata, never written to a destination or hashed.
 IDENTITY_PREFIX = "_hub_identity_"
+#: Column a mapped record carries with its id at the source (the record's key).
+REMOTE_ID = "remote_id"
 
 
 @dataclass
