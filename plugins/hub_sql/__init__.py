@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from hub.connectors import Connector
 from hub.hookspecs import hookimpl
+from hub.onboarding import OnboardingAction
 from hub_sql.destination import SqlDestination
+from hub_sql.onboarding import ACTIONS
 from hub_sql.source import SqlSource
 
 
@@ -19,3 +21,9 @@ def hub_register_connectors() -> list[Connector]:
             description="SQLite, PostgreSQL, MariaDB/MySQL and any SQLAlchemy URL (e.g. the HR master database)",
         )
     ]
+
+
+@hookimpl
+def hub_register_onboarding_actions() -> list[OnboardingAction]:
+    """``sql.upsert_employee``: the new hire into the HR master (hub_sql.onboarding)."""
+    return list(ACTIONS)
