@@ -41,11 +41,16 @@ app.add_typer(config_app, name="config")
 def _add_subapps() -> None:
     """Command groups that live in their own modules."""
     from hub.cli_changes import changes_app
+    from hub.cli_evaluate import evaluate_command, talent_app
     from hub.cli_keys import keys_app
     from hub.cli_mapping import mapping_app
+    from hub.cli_onboarding import onboarding_app
     from hub.cli_people import people_app
     from hub.cli_privacy import audit_app, privacy_app
+    from hub.cli_sandbox import sandbox_app
     from hub.cli_schema import schema_app
+    from hub.cli_serve import serve, webhooks_app
+    from hub.contracts.cli import contracts_app, payroll_app
 
     app.add_typer(schema_app, name="schema", help="The canonical employee schema.")
     app.add_typer(mapping_app, name="mapping", help="Mapping files: check them, preview them.")
@@ -54,6 +59,20 @@ def _add_subapps() -> None:
     app.add_typer(privacy_app, name="privacy", help="Data-subject export and erasure, reveal, retention.")
     app.add_typer(audit_app, name="audit", help="The audit log: who did what, when and why.")
     app.add_typer(keys_app, name="keys", help="Encryption keys: status, rotation, re-encryption, KEK.")
+    app.command("evaluate")(evaluate_command)
+    app.add_typer(talent_app, name="talent", help="Search past candidates: skills, experience (masked).")
+    app.command("serve")(serve)
+    app.add_typer(webhooks_app, name="webhooks", help="Vendor callbacks: accepted, processed, rejected.")
+    app.add_typer(
+        sandbox_app, name="sandbox", help="Vendor simulators (generated data) for offline rehearsal."
+    )
+    app.add_typer(
+        contracts_app, name="contracts", help="Labour contracts: clause rules, documents, reminders."
+    )
+    app.add_typer(
+        payroll_app, name="payroll", help="Payroll template export (CSV / Excel), 0600, optionally sealed."
+    )
+    app.add_typer(onboarding_app, name="onboarding", help="Onboarding cases: offer to every system, once.")
 
 
 _add_subapps()
@@ -180,7 +199,8 @@ def connectors_check(name: str, as_json: JsonOption = False) -> None:
     connector = p.connector_of(name)
     impl = connector.source or connector.destination
     assert impl is not None
-    status = impl().check(logging.getLogger("hub.connectors"), p.config_of(name))
+    checker = p.source(name) if connector.source else impl()  # a source's rotated tokens are kept
+    status = checker.check(logging.getLogger("hub.connectors"), p.config_of(name))
     ok = status.status == Status.SUCCEEDED
     message = mask_text(status.message or "")
     if as_json:
@@ -218,7 +238,12 @@ def connectors_discover(name: str, as_json: JsonOption = False) -> None:
 @config_app.command("check")
 def config_check() -> None:
     """Validate hub.toml (exit 2 and every problem, if any)."""
+    from hub.onboarding.flow import check_onboarding_settings
+    from hub.webhooks.registry import check_webhook_settings
+
     p = project()
+    check_webhook_settings(p)
+    check_onboarding_settings(p)
     out.print(
         f"{p.path}: OK ({len(p.settings.connectors)} connectors, {len(p.settings.pipelines)} pipelines, "
         f"{len(p.settings.schedules)} schedules)"

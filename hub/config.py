@@ -24,7 +24,11 @@ from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from hub.connectors import Connector
+from hub.contracts.clauses import ContractsConfig, contracts_config_from
 from hub.errors import ConfigProblem, ConfigurationError
+from hub.evaluation.config import EvaluationConfig, evaluation_from
+from hub.onboarding.config import OnboardingConfig, onboarding_config_from
+from hub.payroll_export import PayrollExportConfig, payroll_export_config_from
 
 SECRET_NAME_RE = re.compile(r"(password|passwd|secret|token|api_?key|private_?key|credential)", re.I)
 _URL_PASSWORD_RE = re.compile(r"^[a-z0-9+]+://[^/@:]*:([^/@]+)@", re.I)
@@ -80,6 +84,8 @@ class ConnectorConfig:
     pii: Mapping[str, str] = field(default_factory=dict)
     #: as a destination: write PII fields as hub ciphertexts (+ blind indexes), not in clear
     encrypt_pii: bool = True
+    #: ``[connectors.NAME.webhook]``: the connector's callback settings (hub.webhooks); None = off
+    webhook: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,14 @@ class Settings:
     identity: dict[str, Any] = field(default_factory=dict)
     tenant: str = "default"
     privacy: Privacy = field(default_factory=Privacy)
+    #: the ``[evaluation]`` table: application scoring (hub.evaluation.config)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    #: the ``[contracts]`` table: clause rules, templates, PDF font, reminders (hub.contracts)
+    contracts: ContractsConfig = field(default_factory=ContractsConfig)
+    #: the ``[payroll_export]`` table: payroll template columns (hub.payroll_export); None = not set
+    payroll_export: PayrollExportConfig | None = None
+    #: the ``[onboarding]`` table: tasks of each onboarding case, retries (hub.onboarding.config)
+    onboarding: OnboardingConfig = field(default_factory=OnboardingConfig)
     connectors: dict[str, ConnectorConfig] = field(default_factory=dict)
     pipelines: dict[str, PipelineConfig] = field(default_factory=dict)
     schedules: list[Schedule] = field(default_factory=list)
@@ -235,14 +249,68 @@ def _resolve_paths(config: dict[str, Any], spec: Mapping[str, Any], base: Path) 
     return out
 
 
+def _variants(schema: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """An object schema and its ``oneOf`` / ``anyOf`` / ``allOf`` alternatives."""
+    found = [schema]
+    for keyword in ("oneOf", "anyOf", "allOf"):
+        found += [v for v in schema.get(keyword) or [] if isinstance(v, Mapping)]
+    return found
+
+
+def _property_schema(schema: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """The schema of property ``key`` of an object schema (any of its alternatives)."""
+    for variant in _variants(schema):
+        prop = (variant.get("properties") or {}).get(key)
+        if isinstance(prop, Mapping):
+            return prop
+    return {}
+
+
+def _marked_secrets(schema: Mapping[str, Any]) -> set[str]:
+    """Properties of a nested object marked ``airbyte_secret`` (in any of its alternatives)."""
+    return {
+        name
+        for variant in _variants(schema)
+        for name, prop in (variant.get("properties") or {}).items()
+        if isinstance(prop, Mapping) and prop.get("airbyte_secret")
+    }
+
+
 def _validate_connector_config(
     path: str, config: Mapping[str, Any], spec: Mapping[str, Any], problems: list[ConfigProblem]
 ) -> None:
-    secrets = secret_fields(spec)
+    probe = _probe(path, config, spec, problems, top=True)
+    validator = jsonschema.Draft7Validator(dict(spec))
+    for error in sorted(validator.iter_errors(probe), key=lambda e: list(e.absolute_path)):
+        where = ".".join([path, *[str(p) for p in error.absolute_path]])
+        if error.validator == "required":
+            missing = re.findall(r"'([^']+)' is a required property", error.message)
+            for name in missing or [error.message]:
+                problems.append(ConfigProblem(f"{where}.{name}", "required field is missing"))
+        elif error.validator == "additionalProperties":
+            problems.append(ConfigProblem(where, error.message))
+        else:
+            problems.append(ConfigProblem(where, _describe(error)))
+
+
+def _probe(
+    path: str,
+    config: Mapping[str, Any],
+    spec: Mapping[str, Any],
+    problems: list[ConfigProblem],
+    *,
+    top: bool,
+) -> dict[str, Any]:
+    """``config`` with secret references replaced by a placeholder, checking them on the way.
+
+    Nested tables (``credentials = { api_key = { secret = "..." } }``) are walked too; below
+    the top level, a plaintext value is refused where the spec marks it ``airbyte_secret``.
+    """
+    secrets = secret_fields(spec) if top else _marked_secrets(spec)
     probe: dict[str, Any] = {}
     for key, value in config.items():
         if is_secret_ref(value):
-            probe[key] = "<secret>"
+            probe[key] = _referenced_probe(key, value, spec, secrets)
             continue
         if isinstance(value, Mapping) and ("env" in value or "secret" in value):
             problems.append(
@@ -250,7 +318,10 @@ def _validate_connector_config(
             )
             probe[key] = "<secret>"
             continue
-        if (key in secrets or SECRET_NAME_RE.search(key)) and isinstance(value, str) and value:
+        if isinstance(value, Mapping):
+            probe[key] = _probe(f"{path}.{key}", value, _property_schema(spec, key), problems, top=False)
+            continue
+        if (key in secrets or (top and SECRET_NAME_RE.search(key))) and isinstance(value, str) and value:
             problems.append(
                 ConfigProblem(
                     f"{path}.{key}",
@@ -266,17 +337,53 @@ def _validate_connector_config(
                 )
             )
         probe[key] = value
-    validator = jsonschema.Draft7Validator(dict(spec))
-    for error in sorted(validator.iter_errors(probe), key=lambda e: list(e.absolute_path)):
-        where = ".".join([path, *[str(p) for p in error.absolute_path]])
-        if error.validator == "required":
-            missing = re.findall(r"'([^']+)' is a required property", error.message)
-            for name in missing or [error.message]:
-                problems.append(ConfigProblem(f"{where}.{name}", "required field is missing"))
-        elif error.validator == "additionalProperties":
-            problems.append(ConfigProblem(where, error.message))
-        else:
-            problems.append(ConfigProblem(where, _describe(error)))
+    return probe
+
+
+def _referenced_probe(key: str, ref: Mapping[str, Any], spec: Mapping[str, Any], secrets: set[str]) -> Any:
+    """What validation sees for a value given by reference.
+
+    A secret stays a placeholder (its value is never read here). A plain setting taken from
+    the environment (``base_url = { env = "VAR" }``) is validated with its value when the
+    variable is set, and otherwise with the spec's default or example, so a pattern or type
+    error is still reported against the key when it can be.
+    """
+    if key in secrets or "env" not in ref:
+        return "<secret>"
+    value = os.environ.get(str(ref["env"]))
+    if value is not None:
+        return value
+    schema = _property_schema(spec, key)
+    if "default" in schema:
+        return schema["default"]
+    examples = schema.get("examples")
+    if isinstance(examples, list) and examples:
+        return examples[0]
+    return "<secret>"
+
+
+def _connector_spec(
+    connector: Connector, config: Mapping[str, Any], base: Path, where: str, problems: list[ConfigProblem]
+) -> Mapping[str, Any] | None:
+    """The JSON Schema to validate a connector's config with (None: a problem was recorded).
+
+    A source class may derive its spec from the config itself with a classmethod
+    ``spec_for_config(config, base) -> ConnectorSpecification`` (the ``airbyte_manifest``
+    connector: the spec of the manifest its config names); it raises ConfigurationError with
+    paths relative to the config when it cannot tell.
+    """
+    impl = connector.source or connector.destination
+    for_config = getattr(impl, "spec_for_config", None)
+    if not callable(for_config):
+        return connector.spec().connectionSpecification
+    try:
+        spec = for_config(config, base)
+    except ConfigurationError as exc:
+        problems.extend(
+            ConfigProblem(f"{where}.{p.path}" if p.path else where, p.message) for p in exc.problems
+        )
+        return None
+    return dict(spec.connectionSpecification)
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
@@ -404,7 +511,18 @@ def load_settings(path: Path, connectors: Mapping[str, Connector]) -> Settings:
         raise ConfigurationError([ConfigProblem("(syntax)", str(exc))], str(path)) from exc
     base = path.parent
 
-    tables = {"hub", "keys", "connectors", "pipelines", "identity", "privacy"}
+    tables = {
+        "hub",
+        "keys",
+        "connectors",
+        "pipelines",
+        "identity",
+        "privacy",
+        "evaluation",
+        "contracts",
+        "payroll_export",
+        "onboarding",
+    }
     for key in set(raw) - tables:
         problems.append(ConfigProblem(key, f"unknown table (known: {', '.join(sorted(tables))})"))
     hub_raw = raw.get("hub", {})
@@ -462,10 +580,13 @@ def load_settings(path: Path, connectors: Mapping[str, Connector]) -> Settings:
         if not isinstance(table, Mapping):
             problems.append(ConfigProblem(where, "must be a table"))
             continue
-        for key in set(table) - {"plugin", "config", "pii", "encrypt_pii"}:
+        for key in set(table) - {"plugin", "config", "pii", "encrypt_pii", "webhook"}:
             problems.append(
-                ConfigProblem(f"{where}.{key}", "unknown key (known: config, encrypt_pii, pii, plugin)")
+                ConfigProblem(
+                    f"{where}.{key}", "unknown key (known: config, encrypt_pii, pii, plugin, webhook)"
+                )
             )
+        webhook = _webhook_table(table.get("webhook"), f"{where}.webhook", problems)
         pii = table.get("pii", {})
         if not isinstance(pii, Mapping):
             problems.append(ConfigProblem(f"{where}.pii", "must be a table of column = kind"))
@@ -497,14 +618,15 @@ def load_settings(path: Path, connectors: Mapping[str, Connector]) -> Settings:
                 ConfigProblem(f"{where}.plugin", f"unknown connector {plugin!r} (known: {known})")
             )
             settings.connectors[name] = ConnectorConfig(
-                name, plugin, MappingProxyType(config), MappingProxyType(dict(pii)), encrypt_pii
+                name, plugin, MappingProxyType(config), MappingProxyType(dict(pii)), encrypt_pii, webhook
             )
             continue
-        spec = connector.spec().connectionSpecification
-        _validate_connector_config(f"{where}.config", config, spec, problems)
-        config = _resolve_paths(config, spec, base)
+        spec = _connector_spec(connector, config, base, f"{where}.config", problems)
+        if spec is not None:
+            _validate_connector_config(f"{where}.config", config, spec, problems)
+            config = _resolve_paths(config, spec, base)
         settings.connectors[name] = ConnectorConfig(
-            name, plugin, MappingProxyType(config), MappingProxyType(dict(pii)), encrypt_pii
+            name, plugin, MappingProxyType(config), MappingProxyType(dict(pii)), encrypt_pii, webhook
         )
 
     for name, table in (raw.get("pipelines") or {}).items():
@@ -567,6 +689,11 @@ def load_settings(path: Path, connectors: Mapping[str, Connector]) -> Settings:
         if schedule:
             settings.schedules.append(schedule)
 
+    settings.evaluation = evaluation_from(raw.get("evaluation"), base, settings.connectors, problems)
+    settings.contracts = contracts_config_from(raw.get("contracts"), base, problems)
+    settings.payroll_export = payroll_export_config_from(raw.get("payroll_export"), problems)
+    settings.onboarding = onboarding_config_from(raw.get("onboarding"), settings.connectors, problems)
+
     if settings.schedules_dir.is_dir():
         for file in sorted(settings.schedules_dir.glob("*.toml")):
             _load_schedule_file(file, settings, problems)
@@ -574,6 +701,26 @@ def load_settings(path: Path, connectors: Mapping[str, Connector]) -> Settings:
     if problems:
         raise ConfigurationError(problems, str(path))
     return settings
+
+
+def _webhook_table(value: Any, where: str, problems: list[ConfigProblem]) -> Mapping[str, Any] | None:
+    """``[connectors.NAME.webhook]``: secrets only as references, ``max_age`` a duration.
+
+    The keys each vendor needs are checked against its webhook plugin's spec by hub.webhooks.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        problems.append(ConfigProblem(where, 'must be a table, e.g. { secret = { secret = "NAME" } }'))
+        return None
+    _validate_connector_config(where, value, {"type": "object"}, problems)
+    if "max_age" in value:
+        try:
+            if parse_duration(value["max_age"]) <= 0:
+                raise ValueError("must be positive")
+        except ValueError as exc:
+            problems.append(ConfigProblem(f"{where}.max_age", str(exc)))
+    return MappingProxyType(dict(value))
 
 
 def _privacy_from(table: Any, problems: list[ConfigProblem]) -> Privacy:
@@ -656,10 +803,20 @@ def _check_role(
 def resolve_secrets(
     config: Mapping[str, Any], where: str, lookup_secret: Callable[[str], str | None]
 ) -> dict[str, Any]:
-    """Replace secret references with their values, just before a connector is built."""
+    """Replace secret references with their values, just before a connector is built.
+
+    Nested tables are resolved too (``credentials.refresh_token = { secret = "..." }``), and
+    come back as new dicts: a connector that writes into its config changes no settings.
+    """
     resolved: dict[str, Any] = {}
     problems: list[ConfigProblem] = []
     for key, value in config.items():
+        if isinstance(value, Mapping) and not is_secret_ref(value):
+            try:
+                resolved[key] = resolve_secrets(value, f"{where}.{key}", lookup_secret)
+            except ConfigurationError as exc:
+                problems += exc.problems
+            continue
         if is_secret_ref(value):
             if "env" in value:
                 found = os.environ.get(str(value["env"]))

@@ -37,6 +37,13 @@ def arrow(series: pd.Series) -> pa.Array:
 
 def as_text(value: Any) -> str:
     """A non-text value as text: JSON for objects and lists, ``true``/``false``, ISO dates."""
+    kind = type(value)  # the common JSON types first, by exact type (bool is an int)
+    if kind is str:
+        return value  # type: ignore[no-any-return]
+    if kind is int:
+        return str(value)
+    if kind is dict or kind is list:
+        return orjson.dumps(value, default=str, option=orjson.OPT_SORT_KEYS).decode()
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict | list | tuple):

@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     from hub.changes import Change
     from hub.connectors import Connector
     from hub.crypto import KeyProvider
+    from hub.onboarding.actions import OnboardingAction
     from hub.transforms import Transform
+    from hub.webhooks.verifier import WebhookHandler
 
 hookspec = pluggy.HookspecMarker("hub")
 hookimpl = pluggy.HookimplMarker("hub")
@@ -42,6 +44,41 @@ def hub_register_transforms() -> list[Transform]:
     """Register value transforms that mapping files can name.
 
     Return a list of :class:`hub.Transform` records.
+    """
+
+
+@hookspec
+def hub_register_webhooks() -> list[WebhookHandler]:
+    """Register webhook verifiers: how a connector's vendor callbacks are authenticated.
+
+    Return a list of :class:`hub.webhooks.WebhookHandler` records, each naming the connector
+    (as registered by ``hub_register_connectors``) and its :class:`hub.webhooks.WebhookVerifier`.
+    ``hub serve`` then accepts ``POST /webhooks/<configured connector>`` for connectors with a
+    ``[connectors.NAME.webhook]`` table.
+
+    Example::
+
+        @hub.hookimpl
+        def hub_register_webhooks():
+            return [WebhookHandler(connector="greenhouse", verifier=GreenhouseVerifier)]
+    """
+
+
+@hookspec
+def hub_register_onboarding_actions() -> list[OnboardingAction]:
+    """Register onboarding actions: one step of a hire's onboarding at one vendor.
+
+    Return a list of :class:`hub.onboarding.OnboardingAction` instances, each named
+    ``<connector plugin>.<verb>`` (``wecom.create_user``); ``[onboarding] tasks`` in hub.toml
+    name them, with a configured connector of that plugin. An action looks the object up
+    (``find``) before creating it, passes ``ctx.idempotency_key`` as the vendor's idempotency
+    token where there is one, and may wait for a vendor callback, or ``undo`` on cancel.
+
+    Example::
+
+        @hub.hookimpl
+        def hub_register_onboarding_actions():
+            return [CreateWeComUser(), StartOnboardingApproval()]
     """
 
 

@@ -35,19 +35,24 @@ create one person twice): run it under the pipeline's lease.
 
 from __future__ import annotations
 
+import os
 import re
+import sqlite3
 import time
 import unicodedata
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
+from itertools import chain
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 import phonenumbers
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Connection, Table, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from hub.crypto import Keyring
@@ -86,6 +91,8 @@ _IN_CHUNK = 500
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
 _MIDDLE_DOTS = re.compile(r"[·•・･.．‧∙]")
 _RIC_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+#: A mainland mobile number in E.164 form, ASCII digits only.
+_E164_CN_MOBILE = re.compile(r"\+861[3-9][0-9]{9}")
 
 
 # -- normalisation -------------------------------------------------------------------------
@@ -120,6 +127,11 @@ def normalise_phone(value: Any, region: str = "CN") -> str | None:
     text = _nfkc(value)
     if not text:
         return None
+    if _E164_CN_MOBILE.fullmatch(text):
+        # Already E.164 (what the phone transform makes): phonenumbers would give it back as it
+        # is, at 40x the cost. Its only CN prefix to strip here (179xx) would leave 6 digits,
+        # which no CN number pattern takes, so it never strips one (tests/test_identity.py).
+        return text
     try:
         parsed = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
@@ -226,6 +238,80 @@ def _parse_time(value: Any) -> datetime | None:
         except ValueError:
             return None
     return None
+
+
+#: Bound values per SQLite statement when the driver cannot say (SQLite's limit before 3.32)
+_SQLITE_VARIABLES = 999
+
+
+def _insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """INSERT ``rows`` (dicts with the same keys) into ``table`` in one executemany.
+
+    A first sync inserts ten rows per person. Through SQLAlchemy, each row's parameters are
+    processed one by one (more CPU than SQLite's insert itself), and the ORM's bulk insert
+    also leaves None values out per row, which splits rows with and without
+    ``unique_digest`` into one statement each. Here the statement is compiled once, each
+    column is converted with the same bind processor SQLAlchemy would use, and the driver
+    gets plain parameter rows. Anything this does not cover (a column default to compute,
+    escaped parameter names) goes through SQLAlchemy.
+    """
+    connection = session.connection()
+    dialect = connection.dialect
+    keys = list(rows[0])
+    compiled = insert(table).compile(dialect=dialect, column_keys=keys)
+    order = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
+    if sorted(order) != sorted(keys) or compiled.escaped_bind_names or any(list(r) != keys for r in rows):
+        session.execute(insert(table), rows)
+        return
+    processors = {key: table.c[key].type.dialect_impl(dialect).bind_processor(dialect) for key in keys}
+    parameters: list[Any] = (
+        list(map(itemgetter(*order), rows)) if len(order) > 1 else [(r[order[0]],) for r in rows]
+    )
+    if any(processors[key] is not None for key in order):
+        columns: list[Any] = list(zip(*parameters, strict=True))
+        for position, key in enumerate(order):
+            process = processors[key]
+            if process is not None:
+                # Once per object: a batch's rows share their timestamps (one datetime object).
+                done: dict[int, Any] = {}
+                columns[position] = [
+                    done[i] if (i := id(v)) in done else done.setdefault(i, process(v))
+                    for v in columns[position]
+                ]
+        parameters = list(zip(*columns, strict=True))
+    if not compiled.positional:
+        parameters = [dict(zip(order, values, strict=True)) for values in parameters]
+    head, values_keyword, group = compiled.string.partition(" VALUES ")
+    if dialect.name != "sqlite" or group != "(" + ", ".join("?" * len(order)) + ")":
+        connection.exec_driver_sql(compiled.string, parameters)
+        return
+    # SQLite: many rows per statement. Its driver gives up the GIL for every statement it runs
+    # and waits to get it back (up to the 5 ms switch interval) while other threads run Python.
+    per_statement = max(1, _sqlite_variables(connection) // len(order))
+    whole, rest = divmod(len(parameters), per_statement)
+    if whole:
+        statement = head + values_keyword + ", ".join([group] * per_statement)
+        connection.exec_driver_sql(
+            statement,
+            [
+                tuple(chain.from_iterable(parameters[i * per_statement : (i + 1) * per_statement]))
+                for i in range(whole)
+            ],
+        )
+    if rest:
+        statement = head + values_keyword + ", ".join([group] * rest)
+        connection.exec_driver_sql(statement, tuple(chain.from_iterable(parameters[whole * per_statement :])))
+
+
+def _sqlite_variables(connection: Connection) -> int:
+    """How many values one SQLite statement may bind (999 before SQLite 3.32), at most 30,000."""
+    driver = connection.connection.dbapi_connection
+    getlimit = getattr(driver, "getlimit", None)
+    try:
+        limit = int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)) if getlimit else _SQLITE_VARIABLES
+    except (sqlite3.Error, AttributeError, TypeError):
+        limit = _SQLITE_VARIABLES
+    return max(1, min(limit, 30_000))
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -505,7 +591,7 @@ class IdentityResolver:
         keyring: Keyring,
         config: IdentityConfig | None = None,
         *,
-        batch_size: int = 1000,
+        batch_size: int = 10_000,
     ) -> None:
         self.db = db
         self.keyring = keyring
@@ -521,12 +607,39 @@ class IdentityResolver:
     # resolving
 
     def resolve(self, records: Iterable[SourcePerson]) -> list[Resolution]:
-        """Resolve ``records`` in order (batches of ``batch_size``, one transaction each)."""
+        """Resolve ``records`` in order (batches of ``batch_size``, one transaction each).
+
+        A batch's rows are written (and committed) by a thread of their own while the next
+        batch is resolved: the database's time overlaps the resolver's. The next batch needs
+        nothing from the database that the batch before wrote (the run keeps it), and at most
+        one batch is being written, so the batches still commit one after the other, in order;
+        a batch that fails to write stops the run at the next batch. The writes of a call go
+        through one connection (SQLite keeps its page cache warm between the batches).
+        """
         run = _Run(self)
         results: list[Resolution] = []
-        for batch in _chunks(records, self.batch_size):
-            results.extend(run.resolve_batch(batch))
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-identity") as writer:
+            connection: list[Connection] = []
+            writing: Future[None] | None = None
+            try:
+                for batch in _chunks(records, self.batch_size):
+                    resolved, writes = run.resolve_batch_deferred(batch)
+                    if writing is not None:
+                        writing.result()
+                    writing = writer.submit(self._write, writes, connection)
+                    results.extend(resolved)
+                if writing is not None:
+                    writing.result()
+            finally:
+                writer.submit(lambda: [c.close() for c in connection])
         return results
+
+    def _write(self, writes: _Writes, connection: list[Connection]) -> None:
+        """Write and commit one batch, on the connection of the call (opened on first use)."""
+        if not connection:
+            connection.append(self.db.engine.connect())
+        with Session(bind=connection[0]) as session, session.begin():
+            writes.apply(session)
 
     def resolve_one(self, record: SourcePerson) -> Resolution:
         return self.resolve([record])[0]
@@ -954,6 +1067,29 @@ class _Run:
         self.new_links: list[dict[str, Any]] = []
         self.new_conflicts: list[dict[str, Any]] = []
         self.new_reviews: list[dict[str, Any]] = []
+        #: the time rows written by the current batch are stamped with (whole seconds)
+        self.now = _utc(utcnow())
+        self._random_ids: list[str] = []
+        self._observed: tuple[datetime, datetime] | None = None
+
+    def new_id(self) -> str:
+        """A random (version 4) UUID, as ``uuid.uuid4()``, drawing randomness 256 ids at a time.
+
+        One ``os.urandom`` call per person cost more than the rest of creating it.
+        """
+        if not self._random_ids:
+            block = os.urandom(16 * 256)
+            self._random_ids = [
+                str(uuid.UUID(bytes=block[i : i + 16], version=4)) for i in range(0, len(block), 16)
+            ]
+        return self._random_ids.pop()
+
+    def observed(self, at: datetime) -> datetime:
+        """``_utc(at)``, computed once for the records of a chunk (they share one time)."""
+        last = self._observed
+        if last is None or last[0] is not at:
+            last = self._observed = (at, _utc(at))
+        return last[1]
 
     # preparing and prefetching
 
@@ -973,7 +1109,7 @@ class _Run:
             digests["name_birth"] = self.keyring.blind(f"{names[0]}|{str(birth)[:10]}", "name_birth")
         return _Prepared(
             record=record,
-            observed_at=_utc(record.observed_at),
+            observed_at=self.observed(record.observed_at),
             link_digest=remote_digest(self.keyring, str(record.remote_id)),
             values=values,
             digests=digests,
@@ -981,7 +1117,8 @@ class _Run:
         )
 
     def prefetch(self, session: Session, batch: list[_Prepared]) -> None:
-        wanted_links = {(p.record.source, p.link_digest) for p in batch} - self.links.keys()
+        links, index = self.links, self.index
+        wanted_links = {key for p in batch if (key := (p.record.source, p.link_digest)) not in links}
         for digests in _chunks(sorted({d for _, d in wanted_links}), _IN_CHUNK):
             rows = session.execute(
                 select(
@@ -990,27 +1127,28 @@ class _Run:
             )
             for person_id, source, digest, rehire in rows:
                 if (source, digest) in wanted_links:
-                    self.links[(source, digest)] = _Link(person_id, rehire)
+                    links[(source, digest)] = _Link(person_id, rehire)
         for key in wanted_links:
-            self.links.setdefault(key, None)
+            links.setdefault(key, None)
+        needed = {link.person_id for key in wanted_links if (link := links[key]) is not None}
 
-        wanted_index = {(k, d) for p in batch for k, d in p.digests.items()} - self.index.keys()
+        wanted_index: dict[str, set[str]] = {kind: set() for kind in INDEX_KINDS}
+        for p in batch:
+            for key in p.digests.items():
+                if key not in index:
+                    wanted_index[key[0]].add(key[1])
         for kind in INDEX_KINDS:
-            of_kind = sorted(d for k, d in wanted_index if k == kind)
-            for digests in _chunks(of_kind, _IN_CHUNK):
-                for key in digests:
-                    self.index[(kind, key)] = set()
+            for digests in _chunks(sorted(wanted_index[kind]), _IN_CHUNK):
+                for digest in digests:
+                    index[(kind, digest)] = set()
                 index_rows = session.execute(
                     select(PersonIndex.person_id, PersonIndex.digest).where(
                         PersonIndex.kind == kind, PersonIndex.digest.in_(digests)
                     )
                 )
                 for person_id, digest in index_rows:
-                    self.index[(kind, digest)].add(person_id)
-
-        needed = {link.person_id for key in wanted_links if (link := self.links[key]) is not None}
-        for key in wanted_index:
-            needed |= self.index[key]
+                    index[(kind, digest)].add(person_id)
+                    needed.add(person_id)
         self.load_persons(session, needed - self.persons.keys())
 
     def load_persons(self, session: Session, ids: set[str]) -> None:
@@ -1047,12 +1185,19 @@ class _Run:
     # resolving
 
     def resolve_batch(self, records: list[SourcePerson]) -> list[Resolution]:
+        results, writes = self.resolve_batch_deferred(records)
+        with self.resolver.db.session() as session:
+            writes.apply(session)
+        return results
+
+    def resolve_batch_deferred(self, records: list[SourcePerson]) -> tuple[list[Resolution], _Writes]:
+        """Resolve a batch in memory; the rows it writes are returned, to be written in order."""
+        self.now = _utc(utcnow())
         batch = [self.prepare(r) for r in records]
         with self.resolver.db.session() as session:
             self.prefetch(session, batch)
-            results = [self.resolve_record(p) for p in batch]
-            self.flush(session)
-        return results
+        results = [self.resolve_record(p) for p in batch]
+        return results, self.take_writes()
 
     def resolve_record(self, p: _Prepared) -> Resolution:
         source, remote_id = p.record.source, str(p.record.remote_id)
@@ -1192,10 +1337,10 @@ class _Run:
 
     def create_person(self, p: _Prepared, *, needs_review: bool) -> _Person:
         person = _Person(
-            hub_id=str(uuid.uuid4()),
+            hub_id=self.new_id(),
             fields={},
             provenance={},
-            created_at=_utc(utcnow()),
+            created_at=self.now,
             needs_review=needs_review,
             new=True,
             dirty=True,
@@ -1252,7 +1397,7 @@ class _Run:
                 "source": p.record.source,
                 "remote_digest": p.link_digest,
                 "rehire": rehire,
-                "created_at": _utc(utcnow()),
+                "created_at": self.now,
             }
         )
 
@@ -1379,11 +1524,14 @@ class _Run:
     # writing
 
     def flush(self, session: Session) -> None:
+        self.take_writes().apply(session)
+
+    def take_writes(self) -> _Writes:
+        """The rows what was resolved since the last call writes; from now on they count as stored."""
         now = _utc(utcnow())
-        inserts: list[dict[str, Any]] = []
-        updates: list[dict[str, Any]] = []
-        prov_inserts: list[dict[str, Any]] = []
-        prov_updates: list[dict[str, Any]] = []
+        writes = _Writes(
+            index=self.new_index, links=self.new_links, conflicts=self.new_conflicts, reviews=self.new_reviews
+        )
         for pid in sorted(self.touched):
             person = self.persons[pid]
             if person.new or person.dirty:
@@ -1396,28 +1544,13 @@ class _Run:
                     "fields_ciphertext": self.resolver._seal_fields(pid, person.fields),
                 }
                 if person.new:
-                    inserts.append({**row, "created_at": person.created_at})
+                    writes.inserts.append({**row, "created_at": person.created_at})
                 else:
-                    updates.append(row)
+                    writes.updates.append(row)
             for name in sorted(person.prov_dirty):
                 prov_source, at = person.provenance[name]
                 row = {"person_id": pid, "field": name, "source": prov_source, "observed_at": at}
-                (prov_updates if name in person.prov_stored else prov_inserts).append(row)
-        if inserts:
-            session.execute(insert(PersonRow), inserts)
-        if updates:
-            session.execute(update(PersonRow), updates)
-        for model, rows in (
-            (PersonIndex, self.new_index),
-            (PersonLink, self.new_links),
-            (PersonProvenance, prov_inserts),
-            (IdentityConflict, self.new_conflicts),
-            (IdentityReview, self.new_reviews),
-        ):
-            if rows:
-                session.execute(insert(model), rows)
-        if prov_updates:
-            session.execute(update(PersonProvenance), prov_updates)
+                (writes.prov_updates if name in person.prov_stored else writes.prov_inserts).append(row)
         for pid in self.touched:
             person = self.persons[pid]
             person.prov_stored |= person.prov_dirty
@@ -1425,3 +1558,35 @@ class _Run:
             person.new = person.dirty = False
         self.touched.clear()
         self.new_index, self.new_links, self.new_conflicts, self.new_reviews = [], [], [], []
+        return writes
+
+
+@dataclass
+class _Writes:
+    """The rows one batch writes, taken from the run's state in one go (written maybe later)."""
+
+    index: list[dict[str, Any]]
+    links: list[dict[str, Any]]
+    conflicts: list[dict[str, Any]]
+    reviews: list[dict[str, Any]]
+    inserts: list[dict[str, Any]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    prov_inserts: list[dict[str, Any]] = field(default_factory=list)
+    prov_updates: list[dict[str, Any]] = field(default_factory=list)
+
+    def apply(self, session: Session) -> None:
+        if self.inserts:
+            _insert_rows(session, PersonRow.__table__, self.inserts)
+        if self.updates:
+            session.execute(update(PersonRow), self.updates)
+        for model, rows in (
+            (PersonIndex, self.index),
+            (PersonLink, self.links),
+            (PersonProvenance, self.prov_inserts),
+            (IdentityConflict, self.conflicts),
+            (IdentityReview, self.reviews),
+        ):
+            if rows:
+                _insert_rows(session, model.__table__, rows)
+        if self.prov_updates:
+            session.execute(update(PersonProvenance), self.prov_updates)

@@ -30,6 +30,22 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "hub.transforms",
     "hub_files",
     "hub_sql",
+    "hub_airbyte",
+    "hub_evaluation",
+    "hub_greenhouse",
+    "hub_greenhouse.webhook",
+    "hub_moka",
+    "hub_beisen",
+    "hub_assessment",
+    "hub_hackerrank",
+    "hub_wecom",
+    "hub_dingtalk",
+    "hub_feishu",
+    "hub_kingdee",
+    "hub_scim",
+    "hub_successfactors",
+    "hub_esign",
+    "hub_docusign",
 )
 
 
@@ -81,12 +97,33 @@ def _register(registry: PluginRegistry, module: Any, name: str, origin: str) -> 
     registry.origins[name] = origin
 
 
+def _load_project_manifest(registry: PluginRegistry, path: Path) -> None:
+    """A ``*.yaml`` Airbyte declarative manifest becomes a source connector named after the file.
+
+    The built-in ``hub_airbyte`` plugin turns it into one; YAML that is not a manifest is left
+    alone, and a broken manifest is reported like a plugin that failed to import.
+    """
+    airbyte = registry.pm.get_plugin("hub_airbyte")
+    if airbyte is None or registry.pm.is_blocked(path.stem):
+        return  # manifests need the airbyte plugin (blocked or failed: reported already)
+    try:
+        plugin = airbyte.project_manifest_plugin(path)
+    except Exception as exc:  # noqa: BLE001 - a bad manifest is reported, the rest loads
+        _record_failure(registry, path.stem, str(path), exc)
+        return
+    if plugin is not None:
+        _register(registry, plugin, path.stem, str(path))
+
+
 def _load_project_dir(registry: PluginRegistry, directory: Path) -> None:
-    """Import every ``*.py`` module and package in the project plugins directory."""
+    """Import every ``*.py`` module and package, and load every manifest, in the plugins directory."""
     if not directory.is_dir():
         return
     for path in sorted(directory.iterdir()):
         if path.name.startswith((".", "_")):
+            continue
+        if path.suffix in (".yaml", ".yml") and path.is_file():
+            _load_project_manifest(registry, path)
             continue
         if path.suffix == ".py":
             target = path

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import getpass
 import logging
+import os
 import tomllib
+from collections.abc import Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from airbyte_cdk.destinations import Destination
 from airbyte_cdk.sources.source import Source
 
-from hub.config import Settings, load_settings, resolve_secrets
+from hub.config import Settings, is_secret_ref, load_settings, resolve_secrets
 from hub.connectors import Connector
 from hub.crypto import Keyring
 from hub.errors import ConfigProblem, ConfigurationError, PluginError
@@ -131,7 +133,17 @@ class Project:
         connector = self.connector_of(name)
         if connector.source is None:
             raise ConfigurationError([ConfigProblem(f"connectors.{name}", "is not a source")])
-        return connector.source()
+        source = connector.source()
+        if hasattr(source, "on_config_update"):  # credentials rotated by check / discover
+            source.on_config_update = lambda config: self._log_rotation(
+                self.save_rotated_config(name, config)
+            )
+        return source
+
+    @staticmethod
+    def _log_rotation(events: list[tuple[str, str]]) -> None:
+        for level, message in events:
+            log.log(logging.WARNING if level == "warning" else logging.INFO, "%s", message)
 
     def destination(self, name: str) -> Destination:
         connector = self.connector_of(name)
@@ -141,7 +153,7 @@ class Project:
 
     # -- secrets -------------------------------------------------------------------------
 
-    def set_secret(self, name: str, value: str) -> None:
+    def set_secret(self, name: str, value: str, *, action: str = "secret.set") -> None:
         sealed = self.keyring.seal(value.encode(), "secret", "secrets", name)
         with self.db.session() as session:
             row = session.get(Secret, name)
@@ -149,8 +161,37 @@ class Project:
                 session.add(Secret(name=name, ciphertext=sealed))
             else:
                 row.ciphertext, row.updated_at = sealed, utcnow()
-            session.add(AuditEntry(actor=actor(), action="secret.set", target=name))
+            session.add(AuditEntry(actor=actor(), action=action, target=name))
         self.keyring.flush_counters()
+
+    def save_rotated_config(self, connector: str, new_config: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """Keep the credentials a connector rotated while it ran (single-use OAuth refresh tokens).
+
+        Every key of ``new_config`` (nested tables included) that hub.toml gives as
+        ``{ secret = "NAME" }`` and whose value changed is stored under NAME; a key given as
+        ``{ env = "VAR" }`` cannot be, and gets a warning. Returns ``(level, message)`` events
+        for the sync log; they name keys and secrets, never values.
+        """
+        events: list[tuple[str, str]] = []
+        declared = self.settings.connectors[connector].config
+        for path, ref, value in _references(declared, new_config, ()):
+            key = ".".join(path)
+            if "secret" in ref:
+                secret = str(ref["secret"])
+                if self.get_secret(secret) == value:
+                    continue
+                self.set_secret(secret, value, action="secret.rotated")
+                events.append(("info", f"rotated secret {secret} (connectors.{connector}.config.{key})"))
+            elif os.environ.get(str(ref["env"])) != value:
+                events.append(
+                    (
+                        "warning",
+                        f"connector {connector} rotated connectors.{connector}.config.{key}, which comes from "
+                        f"environment variable {ref['env']}: hub cannot save it there, and the old value may "
+                        f'stop working; keep it with hub secrets set NAME and {{ secret = "NAME" }}',
+                    )
+                )
+        return events
 
     def get_secret(self, name: str) -> str | None:
         with self.db.session() as session:
@@ -158,6 +199,21 @@ class Project:
             if row is None:
                 return None
             return self.keyring.open(row.ciphertext, "secrets", name).decode()
+
+
+def _references(
+    declared: Mapping[str, Any], new: Mapping[str, Any], prefix: tuple[str, ...]
+) -> Iterator[tuple[tuple[str, ...], Mapping[str, Any], str]]:
+    """``(path, secret reference, new value)`` for each referenced key ``new`` has a text value for."""
+    for key, ref in declared.items():
+        if key not in new:
+            continue
+        value = new[key]
+        if is_secret_ref(ref):
+            if isinstance(value, str) and value:
+                yield (*prefix, key), ref, value
+        elif isinstance(ref, Mapping) and isinstance(value, Mapping):
+            yield from _references(ref, value, (*prefix, key))
 
 
 def actor() -> str:

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -41,6 +41,8 @@ JOB_PREFIX = "pipeline:"
 #: The built-in retention job (``[privacy]`` raw_records_days / dead_letters_days).
 PURGE_JOB_ID = "privacy:purge"
 PURGE_MISFIRE_GRACE = 3600
+#: The built-in onboarding job (``[onboarding] schedule``): intake of accepted offers, due tasks.
+ONBOARDING_JOB_ID = "onboarding:run"
 _projects: dict[str, Project] = {}
 _projects_lock = threading.Lock()
 
@@ -89,6 +91,19 @@ def next_fire_times(project: Project, now: datetime | None = None) -> list[dict[
                 "origin": "hub.toml [privacy]",
             }
         )
+    onboarding = project.settings.onboarding
+    if onboarding.enabled and onboarding.schedule_seconds is not None:
+        moment = now or datetime.now(ZoneInfo(tz))
+        rows.append(
+            {
+                "pipeline": "(onboarding run)",
+                "schedule": f"every {onboarding.schedule_seconds:g}s",
+                "next_fire": (moment + timedelta(seconds=onboarding.schedule_seconds)).isoformat(),
+                "misfire_grace_seconds": int(onboarding.schedule_seconds),
+                "coalesce": True,
+                "origin": "hub.toml [onboarding]",
+            }
+        )
     return rows
 
 
@@ -118,6 +133,17 @@ def run_privacy_purge(config_path: str) -> None:
             project = _projects[config_path] = Project(Path(config_path))
     result = purge(project)
     log.info("privacy purge: %s raw records, %s dead letters", result["raw_records"], result["dead_letters"])
+
+
+def run_onboarding(config_path: str) -> None:
+    """The onboarding job (importable by reference, like :func:`run_scheduled`)."""
+    from hub.onboarding.runner import run_scheduled as run_onboarding_pass
+
+    with _projects_lock:
+        project = _projects.get(config_path)
+        if project is None:
+            project = _projects[config_path] = Project(Path(config_path))
+    run_onboarding_pass(project)
 
 
 class HubScheduler:
@@ -201,6 +227,21 @@ class HubScheduler:
                 **({"next_run_time": due} if late else {}),
             )
             log.info("scheduled the privacy purge: cron %s", privacy.schedule)
+        onboarding = self.project.settings.onboarding
+        if onboarding.enabled and onboarding.schedule_seconds is not None:
+            wanted.add(ONBOARDING_JOB_ID)
+            scheduler.add_job(
+                run_onboarding,
+                trigger=IntervalTrigger(seconds=onboarding.schedule_seconds),
+                args=[str(self.project.path)],
+                id=ONBOARDING_JOB_ID,
+                name=f"onboarding: every {onboarding.schedule_seconds:g}s",
+                replace_existing=True,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=max(1, int(onboarding.schedule_seconds)),
+            )
+            log.info("scheduled onboarding: every %gs", onboarding.schedule_seconds)
         for job in scheduler.get_jobs():
             if job.id not in wanted:
                 job.remove()

@@ -176,6 +176,9 @@ def demo_project(tmp_path: Path, sample: Sample, backend: Backend, *, encrypt: b
     text = _replace_once(
         text, '"mappings/ats_candidates_person.yaml"', f'"{REPO / "mappings" / "ats_candidates_person.yaml"}"'
     )
+    text = text.replace(
+        'mapping = "mappings/', f'mapping = "{REPO / "mappings"}/'
+    )  # the recruiting pipelines
     if not encrypt:
         text = _replace_once(
             text,

@@ -24,6 +24,11 @@ PROJECT_PLUGINS = FIXTURES / "project_plugins"
 BUILT_INS = {"hub.default_keys", "hub.transforms", "hub_files", "hub_sql"}
 
 
+def builtin_connectors() -> set[str]:
+    """The connectors hub ships (built-in plugins only)."""
+    return set(collect_connectors(load_plugins(None, entry_points=False)))
+
+
 def plugins_dir(tmp_path: Path, *names: str) -> Path:
     """A project plugins directory holding copies of the named fixture plugins."""
     directory = tmp_path / "plugins"
@@ -153,7 +158,7 @@ def test_broken_project_plugin_is_reported_and_the_rest_loads(tmp_path: Path) ->
     assert failures(registry) == {"broken": "RuntimeError: broken plugin: cannot reach the licence server"}
     assert registry.failures[0].origin == str(directory / "broken.py")
     assert registry.origins["extra"] == str(directory / "extra.py")
-    assert set(collect_connectors(registry)) == {"extra", "files", "sql"}
+    assert set(collect_connectors(registry)) == {"extra", *builtin_connectors()}
     assert "hub_project_plugin_broken" not in sys.modules
 
 
@@ -195,7 +200,7 @@ def test_misspelt_hook_is_refused_and_the_rest_loads(tmp_path: Path) -> None:
     assert "hub_register_conectors" in errors["misspelt"]
     assert not registry.pm.has_plugin("misspelt")
     assert "misspelt" not in registry.origins
-    assert set(collect_connectors(registry)) == {"extra", "files", "sql"}
+    assert set(collect_connectors(registry)) == {"extra", *builtin_connectors()}
 
 
 def test_hookimpl_with_arguments_the_hookspec_lacks_is_refused(tmp_path: Path) -> None:
@@ -212,7 +217,7 @@ def test_registration_hook_that_raises_is_reported_and_unregistered(
 ) -> None:
     directory = plugins_dir(tmp_path, "badcategory", "extra")
     registry = load_plugins(directory, entry_points=False)
-    assert set(collect_connectors(registry)) == {"extra", "files", "sql"}
+    assert set(collect_connectors(registry)) == {"extra", *builtin_connectors()}
     assert failures(registry) == {
         "badcategory": "ValueError: connector 'workday': unknown category 'payroll'"
     }
@@ -254,7 +259,7 @@ def test_disabled_plugins_are_not_imported(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("HUB_DISABLE_PLUGINS", "broken,extra,hub_sql")
     registry = load_plugins(directory, entry_points=False)
     assert registry.failures == []  # broken.py was never imported, so it could not fail
-    assert set(collect_connectors(registry)) == {"files"}
+    assert set(collect_connectors(registry)) == builtin_connectors() - {"sql"}
     assert registry.pm.has_plugin("lifecycle")
     for name in ("broken", "extra", "hub_sql"):
         assert registry.pm.is_blocked(name)

@@ -105,6 +105,19 @@ SEALED: tuple[SealedColumn, ...] = (
     SealedColumn(
         "change_events", "record_id", lambda r: ("change_events", r["key_digest"]), needs=("key_digest",)
     ),
+    SealedColumn("onboarding_cases", "data", lambda r: ("onboarding_cases", r["id"])),
+    SealedColumn(
+        "webhook_inbox",
+        "payload",
+        lambda r: ("webhook_inbox", r["connector"], r["dedup_key"]),
+        needs=("connector", "dedup_key"),
+    ),
+    SealedColumn(
+        "onboarding_tasks",
+        "result",
+        lambda r: ("onboarding_tasks", r["case_id"], r["name"]),
+        needs=("case_id", "name"),
+    ),
 )
 
 #: Binary columns that hold no hub ciphertext (today: never written, or a wrapped data key).

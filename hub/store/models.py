@@ -401,3 +401,126 @@ class ChangeEvent(Base):
     record_id: Mapped[bytes] = mapped_column(LargeBinary(length=2**16))
     changed_fields: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- webhooks (hub.webhooks) --------------------------------------------------------------
+
+
+class WebhookInboxEntry(Base):
+    """A vendor callback: accepted (sealed, waiting or processed) or rejected (why, never the body).
+
+    Accepted: ``status`` ``received`` -> ``processed`` (or ``failed`` after its attempts);
+    ``payload`` is the verified body sealed ("personal" key) with context
+    ``("webhook_inbox", connector, event_id)``. ``dedup_key`` (connector + vendor event id) and
+    ``body_digest`` (keyed HMAC of the body, per connector) are unique: a replay is refused.
+    Rejected: ``status`` ``rejected``, ``reason`` says why; repeats from one address within a
+    minute are counted in ``repeats`` on one row. Neither kind holds personal data in clear.
+    """
+
+    __tablename__ = "webhook_inbox"
+    __table_args__ = (
+        UniqueConstraint("connector", "body_digest"),
+        Index("ix_webhook_inbox_status_next", "status", "next_attempt_at"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    connector: Mapped[str] = mapped_column(String(200), index=True)
+    #: the vendor's event type (``update_candidate``), as the verified body names it
+    action: Mapped[str] = mapped_column(String(100), default="")
+    #: the vendor's delivery id (``Greenhouse-Event-ID``), truncated and masked
+    event_id: Mapped[str] = mapped_column(String(200), default="")
+    dedup_key: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    body_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    payload: Mapped[bytes | None] = mapped_column(LargeBinary(length=2**24), nullable=True)
+    status: Mapped[str] = mapped_column(String(20))
+    #: rejected: why; failed: the last processing error (masked)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    repeats: Mapped[int] = mapped_column(Integer, default=1)
+    remote: Mapped[str] = mapped_column(String(100), default="")
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: the vendor's signed timestamp, when it sends one
+    signed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    processed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    #: sync runs (``runs.id``) the event triggered
+    run_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+
+
+# -- onboarding (hub.onboarding) ----------------------------------------------------------
+
+
+class OnboardingCaseRow(Base):
+    """One hire's onboarding: its personal data sealed, its tasks in ``onboarding_tasks``.
+
+    ``data`` is the case's data (name, ID number, phone, salary, bank account, start date ...)
+    as JSON sealed ("personal" key) with context ``("onboarding_cases", id)``. ``source_digest``
+    is a keyed digest of where the case came from (an offer's remote id): one case per offer,
+    even when two processes open it at once. ``source_ref`` is that reference, masked.
+    """
+
+    __tablename__ = "onboarding_cases"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    #: OPEN, NEEDS_OPERATOR, COMPLETED, CANCELLING or CANCELLED
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    #: "offer" (the canonical store), "file" (a JSON file), "intake" (an accepted-offer event)
+    source: Mapped[str] = mapped_column(String(20))
+    source_ref: Mapped[str] = mapped_column(String(200), default="")
+    source_digest: Mapped[str | None] = mapped_column(String(32), unique=True, nullable=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary(length=2**24))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    #: why it was cancelled (masked)
+    cancel_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class OnboardingTaskRow(Base):
+    """One step of a case, an outbox entry: claimed with a lease, performed once, recorded.
+
+    A runner claims a due task with a conditional UPDATE (status and claim as read) that sets
+    ``claim_token`` and ``claimed_until``; only the holder of the token records the outcome.
+    ``idempotency_key`` (uuid5 of case id and task name) goes to the vendor with every attempt.
+    ``result`` (the external reference and data later tasks read) is sealed ("personal") with
+    context ``("onboarding_tasks", case_id, name)``; ``result_ref`` is the reference, masked.
+    ``correlation_digest`` is a keyed digest of (connector, vendor id) a WAITING task's callback
+    will name.
+    """
+
+    __tablename__ = "onboarding_tasks"
+    __table_args__ = (
+        UniqueConstraint("case_id", "name"),
+        Index("ix_onboarding_tasks_status_next", "status", "next_attempt_at"),
+        Index("ix_onboarding_tasks_correlation", "connector", "correlation_digest"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("onboarding_cases.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(200))
+    connector: Mapped[str] = mapped_column(String(200), default="")
+    position: Mapped[int] = mapped_column(Integer)
+    #: names of the tasks this one runs after (as configured when the case opened)
+    after: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: the task's ``options`` table from hub.toml, as configured when the case opened
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: PENDING, IN_PROGRESS, WAITING, DONE, FAILED, NEEDS_OPERATOR, CANCELLED or SKIPPED
+    status: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    claim_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    #: the last failure, masked
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    result_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    result: Mapped[bytes | None] = mapped_column(LargeBinary(length=2**24), nullable=True)
+    correlation_digest: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    #: the callback event a WAITING task expects (the vendor's event type), if the action said
+    waiting_for: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    #: after a cancel: "undone", "not_supported" or "failed" (with ``undo_error``)
+    undo_status: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    undo_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(nullable=True)
