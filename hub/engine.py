@@ -68,8 +68,8 @@ def fewer_collections() -> Iterator[None]:
     JSON pages and building frames spend most of their time in the collector (3x slower reads
     from an HTTP source, measured with bench/ats_sync.py). What is alive when the run starts
     (modules, config, keys) is frozen out of every pass. The middle generation is collected
-    every 100 young passes rather than 10: a chunk of records alive while the next is read made
-    each of those passes walk it again (a tenth of a sync's CPU in the collector).
+    every 100 young passes rather than 10: each of those passes walks the chunk of records
+    alive while the next one is read (0.8 s of 20 s CPU for 110k records; 0.15 s after).
     """
     threshold = gc.get_threshold()
     gc.freeze()

@@ -39,7 +39,7 @@ def as_text(value: Any) -> str:
     """A non-text value as text: JSON for objects and lists, ``true``/``false``, ISO dates."""
     kind = type(value)  # the common JSON types first, by exact type (bool is an int)
     if kind is str:
-        return value  # type: ignore[no-any-return]
+        return str(value)
     if kind is int:
         return str(value)
     if kind is dict or kind is list:

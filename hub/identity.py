@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 import phonenumbers
-from sqlalchemy import Connection, Table, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from hub.crypto import Keyring
@@ -244,7 +244,7 @@ def _parse_time(value: Any) -> datetime | None:
 _SQLITE_VARIABLES = 999
 
 
-def _insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+def _insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
     """INSERT ``rows`` (dicts with the same keys) into ``table`` in one executemany.
 
     A first sync inserts ten rows per person. Through SQLAlchemy, each row's parameters are
@@ -312,6 +312,45 @@ def _sqlite_variables(connection: Connection) -> int:
     except (sqlite3.Error, AttributeError, TypeError):
         limit = _SQLITE_VARIABLES
     return max(1, min(limit, 30_000))
+
+
+def _rows_in(session: Session, query: Any, column: Any, values: list[str]) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``query`` whose ``column`` is one of ``values`` (text), in chunks of values.
+
+    On SQLite the statement is compiled once per chunk size and run on the driver with large
+    chunks: SQLAlchemy renders and binds an ``IN`` list value by value (most of a first
+    sync's lookups, which find nothing). Column values come back as SQLAlchemy converts them.
+    """
+    if not values:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    compiled = query.where(column.in_(bindparam("values", expanding=True))).compile(dialect=dialect)
+    placeholder = "(__[POSTCOMPILE_values])"
+    order = list(compiled.positiontup or ())
+    if (
+        dialect.name != "sqlite"
+        or order[-1:] != ["values"]
+        or compiled.string.count(placeholder) != 1
+        or any(compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order)
+    ):
+        for part in _chunks(values, _IN_CHUNK):
+            yield from session.execute(query.where(column.in_(part))).tuples()
+        return
+    processors = [
+        c.type.dialect_impl(dialect).result_processor(dialect, None) for c in query.selected_columns
+    ]
+    fixed = [compiled.params[name] for name in order[:-1]]
+    size = max(1, _sqlite_variables(connection) - len(fixed))
+    for part in _chunks(values, size):
+        statement = compiled.string.replace(placeholder, "(" + ", ".join("?" * len(part)) + ")")
+        for row in connection.exec_driver_sql(statement, (*fixed, *part)):
+            yield tuple(v if p is None else p(v) for v, p in zip(row, processors, strict=True))
+
+
+def _close_all(connections: list[Connection]) -> None:
+    for connection in connections:
+        connection.close()
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -631,7 +670,7 @@ class IdentityResolver:
                 if writing is not None:
                     writing.result()
             finally:
-                writer.submit(lambda: [c.close() for c in connection])
+                writer.submit(_close_all, connection)
         return results
 
     def _write(self, writes: _Writes, connection: list[Connection]) -> None:
@@ -1119,15 +1158,14 @@ class _Run:
     def prefetch(self, session: Session, batch: list[_Prepared]) -> None:
         links, index = self.links, self.index
         wanted_links = {key for p in batch if (key := (p.record.source, p.link_digest)) not in links}
-        for digests in _chunks(sorted({d for _, d in wanted_links}), _IN_CHUNK):
-            rows = session.execute(
-                select(
-                    PersonLink.person_id, PersonLink.source, PersonLink.remote_digest, PersonLink.rehire
-                ).where(PersonLink.remote_digest.in_(digests))
-            )
-            for person_id, source, digest, rehire in rows:
-                if (source, digest) in wanted_links:
-                    links[(source, digest)] = _Link(person_id, rehire)
+        for person_id, source, digest, rehire in _rows_in(
+            session,
+            select(PersonLink.person_id, PersonLink.source, PersonLink.remote_digest, PersonLink.rehire),
+            PersonLink.remote_digest,
+            sorted({d for _, d in wanted_links}),
+        ):
+            if (source, digest) in wanted_links:
+                links[(source, digest)] = _Link(person_id, rehire)
         for key in wanted_links:
             links.setdefault(key, None)
         needed = {link.person_id for key in wanted_links if (link := links[key]) is not None}
@@ -1138,17 +1176,13 @@ class _Run:
                 if key not in index:
                     wanted_index[key[0]].add(key[1])
         for kind in INDEX_KINDS:
-            for digests in _chunks(sorted(wanted_index[kind]), _IN_CHUNK):
-                for digest in digests:
-                    index[(kind, digest)] = set()
-                index_rows = session.execute(
-                    select(PersonIndex.person_id, PersonIndex.digest).where(
-                        PersonIndex.kind == kind, PersonIndex.digest.in_(digests)
-                    )
-                )
-                for person_id, digest in index_rows:
-                    index[(kind, digest)].add(person_id)
-                    needed.add(person_id)
+            digests = sorted(wanted_index[kind])
+            for digest in digests:
+                index[(kind, digest)] = set()
+            query = select(PersonIndex.person_id, PersonIndex.digest).where(PersonIndex.kind == kind)
+            for person_id, digest in _rows_in(session, query, PersonIndex.digest, digests):
+                index[(kind, digest)].add(person_id)
+                needed.add(person_id)
         self.load_persons(session, needed - self.persons.keys())
 
     def load_persons(self, session: Session, ids: set[str]) -> None:
