@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Self, TypeVar
 
 import orjson
+import requests
 
 #: Every simulator registered by import: vendor name -> class (``hub sandbox start VENDOR``).
 SIMULATORS: dict[str, type[Simulator]] = {}
@@ -173,6 +174,10 @@ class Simulator:
         self._thread: threading.Thread | None = None
         self._fault_counter = 0
         self._tokens: dict[str, float] = {}  # access token -> expiry (clock seconds)
+        #: simulators that call back: deliver what is due every 0.2 s in the background
+        self.auto_deliver = False
+        self._stop_delivery = threading.Event()
+        self._delivery_thread: threading.Thread | None = None
         self._token_serial = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -208,9 +213,19 @@ class Simulator:
             daemon=True,
         )
         self._thread.start()
+        if self.auto_deliver:
+            self._stop_delivery.clear()
+            self._delivery_thread = threading.Thread(
+                target=self._deliver_forever, name=f"sim-{self.vendor}-callbacks", daemon=True
+            )
+            self._delivery_thread.start()
         return self
 
     def stop(self) -> None:
+        self._stop_delivery.set()
+        if self._delivery_thread is not None:
+            self._delivery_thread.join(timeout=5)
+            self._delivery_thread = None
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -221,6 +236,17 @@ class Simulator:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def deliver_callbacks(self) -> object:
+        """Send the callbacks that are due (simulators of vendors that call back override it)."""
+        return None
+
+    def _deliver_forever(self) -> None:
+        while not self._stop_delivery.wait(0.2):
+            try:
+                self.deliver_callbacks()
+            except (requests.RequestException, ValueError):
+                continue  # nowhere to deliver yet, or the receiver is down: vendors retry
 
     # -- tokens ------------------------------------------------------------------------------
 

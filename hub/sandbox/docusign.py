@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import base64
 import os
-import threading
 import time
 import urllib.parse
 import uuid
@@ -212,8 +211,6 @@ class DocuSignSimulator(Simulator):
         self._serial = 0
         self._losses: list[_Loss] = []
         self._refusals: list[_Loss] = []
-        self._stop_delivery = threading.Event()
-        self._delivery_thread: threading.Thread | None = None
 
     @property
     def private_key_pem(self) -> str:
@@ -242,30 +239,6 @@ class DocuSignSimulator(Simulator):
         }
 
     # -- lifecycle ----------------------------------------------------------------------------
-
-    def start(self) -> DocuSignSimulator:
-        super().start()
-        if self.auto_deliver:
-            self._stop_delivery.clear()
-            self._delivery_thread = threading.Thread(
-                target=self._deliver_forever, name="sim-docusign-connect", daemon=True
-            )
-            self._delivery_thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop_delivery.set()
-        if self._delivery_thread is not None:
-            self._delivery_thread.join(timeout=5)
-            self._delivery_thread = None
-        super().stop()
-
-    def _deliver_forever(self) -> None:
-        while not self._stop_delivery.wait(0.2):
-            try:
-                self.deliver_callbacks()
-            except (requests.RequestException, ValueError):
-                continue
 
     # -- faults, auth, envelopes of answers ----------------------------------------------------
 

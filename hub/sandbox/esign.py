@@ -33,7 +33,6 @@ import base64
 import hashlib
 import os
 import secrets
-import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -198,8 +197,6 @@ class EsignSimulator(Simulator):
         self.signed = 0
         self._serial = 0
         self._losses: list[_Loss] = []
-        self._stop_delivery = threading.Event()
-        self._delivery_thread: threading.Thread | None = None
 
     @classmethod
     def for_sandbox(cls, *, port: int, seed: int, size: int) -> EsignSimulator:
@@ -217,30 +214,6 @@ class EsignSimulator(Simulator):
         }
 
     # -- lifecycle: callbacks in the background ------------------------------------------------
-
-    def start(self) -> EsignSimulator:
-        super().start()
-        if self.auto_deliver:
-            self._stop_delivery.clear()
-            self._delivery_thread = threading.Thread(
-                target=self._deliver_forever, name="sim-esign-callbacks", daemon=True
-            )
-            self._delivery_thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop_delivery.set()
-        if self._delivery_thread is not None:
-            self._delivery_thread.join(timeout=5)
-            self._delivery_thread = None
-        super().stop()
-
-    def _deliver_forever(self) -> None:
-        while not self._stop_delivery.wait(0.2):
-            try:
-                self.deliver_callbacks()
-            except (requests.RequestException, ValueError):
-                continue  # nowhere to deliver yet, or the receiver is down: e签宝 retries
 
     # -- faults, auth, envelopes ----------------------------------------------------------------
 
