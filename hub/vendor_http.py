@@ -35,6 +35,13 @@ from hub.retry import backoff_delay
 
 #: A vendor's error code: a number (WeCom, Feishu) or a string (DingTalk's ``sub_code``).
 Code = int | str
+#: No answer, or one that broke off: the request may or may not have reached the vendor
+#: (a timeout, a refused or reset connection, a connection closed before or during the answer).
+CONNECTION_LOST: tuple[type[Exception], ...] = (
+    requests.Timeout,
+    requests.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+)
 
 
 class VendorError(HubError):
@@ -348,7 +355,7 @@ class VendorClient(ABC, Generic[S]):
                     headers=dict(headers or {}),
                     timeout=self.settings.timeout,
                 )
-            except (requests.Timeout, requests.ConnectionError):
+            except CONNECTION_LOST:
                 if not idempotent:
                     raise errors.outcome_unknown(
                         operation, None, "the request timed out or the connection dropped"

@@ -1,10 +1,16 @@
 """The vendor-neutral client machinery: token cache margins, error kinds and code tables.
 
 The transport and the authenticated call are exercised over loopback by the OA plugins' tests
-(tests/plugins/test_wecom.py, test_dingtalk.py, test_feishu.py) against their simulators.
+(tests/plugins/test_wecom.py, test_dingtalk.py, test_feishu.py) against their simulators; an
+answer that breaks off mid-body (which no simulator sends) against a raw loopback socket here.
 """
 
 from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any, Self
 
 import pytest
 
@@ -13,11 +19,13 @@ from hub.vendor_http import (
     Conflict,
     ErrorCodes,
     ErrorKinds,
+    HttpSettings,
     NotFound,
     OutcomeUnknown,
     RateLimited,
     TokenCache,
     Unavailable,
+    VendorClient,
     VendorError,
 )
 
@@ -115,3 +123,65 @@ def test_a_vendor_must_declare_every_kind() -> None:
     with pytest.raises(TypeError, match="HalfError needs exactly one subclass that is a RateLimited"):
         ErrorKinds.of(CODES, HalfError)
     assert HalfAuth.retryable is False
+
+
+class AcmeClient(VendorClient[HttpSettings]):
+    errors = KINDS
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **kwargs: Any) -> Self:
+        return cls(HttpSettings(backoff_base=0.01), **kwargs)
+
+    def _fetch_token(self, credential: str) -> tuple[str, float]:
+        return "token", 3600.0
+
+
+@pytest.fixture
+def breaking_server() -> Iterator[tuple[str, list[bytes]]]:
+    """A loopback HTTP peer whose first answer breaks off mid-body; later ones are whole.
+
+    Yields its URL and the request lines it received."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    received: list[bytes] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                received.append(data.split(b"\r\n", 1)[0])
+                body = b'{"ok": true}'
+                head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                if len(received) == 1:  # announce the whole body, send half of it, hang up
+                    conn.sendall(head + b"Content-Length: %d\r\n\r\n" % len(body) + body[:5])
+                else:
+                    conn.sendall(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/items", received
+    listener.close()
+
+
+def test_an_answer_that_breaks_off_is_retried_for_a_read(breaking_server: tuple[str, list[bytes]]) -> None:
+    url, received = breaking_server
+    sleeps: list[float] = []
+    client = AcmeClient.from_config({}, sleep=sleeps.append)
+    response = client._exchange("get_item", "GET", url, idempotent=True)
+    assert response.json() == {"ok": True}
+    assert len(received) == 2 and len(sleeps) == 1
+
+
+def test_an_answer_that_breaks_off_is_an_unknown_outcome_for_a_write(
+    breaking_server: tuple[str, list[bytes]],
+) -> None:
+    url, received = breaking_server
+    with pytest.raises(AcmeLost) as caught:
+        AcmeClient.from_config({}, sleep=lambda _: None)._exchange(
+            "create_item", "POST", url, idempotent=False
+        )
+    assert caught.value.retryable and len(received) == 1  # not sent again: look it up first

@@ -4,8 +4,10 @@ A simulator stands in for a vendor's cloud API in tests, the demo and ``hub sand
 It is never a vendor: every response carries ``X-Hub-Simulator: <vendor>``. Each vendor module
 subclasses :class:`Simulator`, declares its routes with :func:`route`, and reproduces the
 vendor's documented auth, pagination, rate limits (429 + Retry-After), error codes, token
-expiry and callback signatures. Faults are injected through :class:`Faults`, so retry and
-re-auth paths are tested against the same server the demo uses.
+expiry and callback signatures. Faults are injected through :class:`Faults` (refused before
+the vendor acts, or acted on and the answer lost) and :meth:`Simulator.lose_replies` /
+:meth:`Simulator.drop_replies`, so retry and re-auth paths are tested against the same server
+the demo uses.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Literal, Self, TypeVar
 
 import orjson
 import requests
@@ -29,6 +31,10 @@ SIMULATORS: dict[str, type[Simulator]] = {}
 Handler = Callable[["Simulator", "Request"], "Response"]
 #: a route handler of any simulator subclass (``self`` typed as the subclass)
 HandlerT = TypeVar("HandlerT", bound=Callable[..., "Response"])
+#: how an answer is lost after the vendor acted: the connection closes unanswered, or a 5xx
+LostReplyMode = Literal["drop", "status"]
+#: the step of the fixed fault patterns (the golden ratio spreads hits evenly, without randomness)
+_PATTERN_STEP = 0.6180339887
 
 
 @dataclass
@@ -41,6 +47,8 @@ class Request:
     headers: dict[str, str]  # lower-cased names
     body: bytes
     params: dict[str, str] = field(default_factory=dict)  # from the route's {placeholders}
+    #: set by :attr:`Faults.lost_reply_rate`: processed as usual, then the answer is lost
+    reply_lost: bool = False
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         """The first value of a query parameter."""
@@ -120,8 +128,16 @@ class Faults:
 
     ``throttle``: answer the next N requests 429 with ``Retry-After: retry_after``.
     ``errors``: answer the next N requests with ``error_status`` (5xx by default).
-    ``error_rate``: answer this share of requests with ``error_status`` (seeded, repeatable).
+    ``error_rate``: answer this share of requests with ``error_status`` (seeded, repeatable)
+    before the vendor acts on them.
+    ``lost_reply_rate``: let the vendor act on this share of requests, then lose the answer (a
+    fixed pattern too, counted apart from ``error_rate``, so the two shares add up): with
+    ``lost_reply_mode`` "drop" the connection closes without an answer at once (the client sees
+    a reset or a read timeout), with "status" the answer is ``error_status``. The client cannot
+    tell whether a write happened: its retry must find what the first attempt made.
     ``only``: restrict the faults to paths containing this text.
+
+    Requests to ``public_paths`` (token endpoints) are never faulted.
     """
 
     throttle: int = 0
@@ -130,6 +146,48 @@ class Faults:
     error_status: int = 503
     error_rate: float = 0.0
     only: str | None = None
+    lost_reply_rate: float = 0.0
+    lost_reply_mode: LostReplyMode = "drop"
+
+    def __post_init__(self) -> None:
+        if self.lost_reply_mode not in ("drop", "status"):
+            raise ValueError("lost_reply_mode is 'drop' or 'status'")
+        for name in ("error_rate", "lost_reply_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} is a share between 0 and 1")
+
+    @classmethod
+    def flaky(cls, rate: float, *, only: str | None = None) -> Faults:
+        """About ``rate`` of the requests fail: half refused with a 5xx before the vendor acts,
+        half acted on with the connection then dropped (what "10% 5xx or timeouts" means)."""
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError("rate is a share between 0 and 1")
+        return cls(error_rate=rate / 2, lost_reply_rate=rate / 2, only=only)
+
+
+@dataclass
+class LostReply:
+    """The next ``remaining`` successful answers to matching requests are lost after the vendor
+    acted: replaced by ``status``, or (``status`` None) the connection closes unanswered."""
+
+    fragment: str
+    remaining: int
+    status: int | None
+    #: ``fragment`` is the whole path, not a part of it
+    exact: bool = False
+    #: only requests of this method
+    method: str | None = None
+
+    def take(self, request: Request, response: Response) -> bool:
+        """Whether this loss swallows ``response``; one fewer left if it does."""
+        if self.remaining <= 0 or not 200 <= response.status < 300:
+            return False
+        if self.method is not None and request.method != self.method.upper():
+            return False
+        if not (request.path == self.fragment if self.exact else self.fragment in request.path):
+            return False
+        self.remaining -= 1
+        return True
 
 
 class Simulator:
@@ -167,12 +225,15 @@ class Simulator:
         self.faults = faults or Faults()
         self.token_ttl = token_ttl
         self.clock = clock
-        #: (method, path with query, status) of every request, for assertions
+        #: (method, path with query, status) of every request, for assertions; status 0: the
+        #: connection was dropped without an answer
         self.requests: list[tuple[str, str, int]] = []
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._fault_counter = 0
+        self._lost_reply_counter = 0
+        self._lost_replies: list[LostReply] = []
         self._tokens: dict[str, float] = {}  # access token -> expiry (clock seconds)
         #: simulators that call back: deliver what is due every 0.2 s in the background
         self.auto_deliver = False
@@ -293,6 +354,41 @@ class Simulator:
         """Headers reporting the rate limit on every answer (vendors that send them)."""
         return {}
 
+    # -- lost answers -------------------------------------------------------------------------
+
+    def lose_replies(self, path: str, times: int = 1, status: int = 502) -> None:
+        """Process the next ``times`` requests whose path contains ``path``, then answer ``status``.
+
+        The write happened at the vendor but the client never learns it: the retry must find
+        what the first attempt made. Only successful answers are lost.
+        """
+        self._expect_lost(LostReply(path, times, status))
+
+    def drop_replies(
+        self, path: str, times: int = 1, *, exact: bool = False, method: str | None = None
+    ) -> None:
+        """Process the next ``times`` requests whose path contains ``path`` (is ``path`` with
+        ``exact``; of ``method``), then close the connection without an answer: a timeout or a
+        reset to the client, which cannot know that the vendor acted."""
+        self._expect_lost(LostReply(path, times, None, exact, method))
+
+    def _expect_lost(self, loss: LostReply) -> None:
+        with self._lock:
+            self._lost_replies.append(loss)
+
+    def _answer_sent(self, request: Request, response: Response) -> Response | None:
+        """What goes back for a processed request: ``response``, a 5xx in its place, or ``None``
+        (the connection is dropped unanswered)."""
+        with self._lock:
+            for loss in self._lost_replies:
+                if loss.take(request, response):
+                    return None if loss.status is None else self.server_error(loss.status)
+        if request.reply_lost:
+            if self.faults.lost_reply_mode == "drop":
+                return None
+            return self.server_error(self.faults.error_status)
+        return response
+
     # -- dispatch -----------------------------------------------------------------------------
 
     def _inject(self, request: Request) -> Response | None:
@@ -309,8 +405,13 @@ class Simulator:
             if faults.error_rate > 0:
                 self._fault_counter += 1
                 # a fixed pattern, not random: runs are repeatable
-                if (self._fault_counter * 0.6180339887) % 1.0 < faults.error_rate:
+                if (self._fault_counter * _PATTERN_STEP) % 1.0 < faults.error_rate:
                     return self.server_error(faults.error_status)
+            if faults.lost_reply_rate > 0:
+                self._lost_reply_counter += 1
+                # the same pattern half a turn apart: its hits fall between the refused ones
+                if (self._lost_reply_counter * _PATTERN_STEP + 0.5) % 1.0 < faults.lost_reply_rate:
+                    request.reply_lost = True
         return None
 
     def dispatch(self, request: Request) -> Response:
@@ -361,9 +462,14 @@ class Simulator:
             response = self.dispatch(request)
         except Exception as exc:  # noqa: BLE001 - a simulator bug answers 500, as a vendor would
             response = Response(500, {"message": f"simulator error: {type(exc).__name__}"})
-        payload = response.encoded()
+        sent = self._answer_sent(request, response)
         with self._lock:
-            self.requests.append((request.method, http.path, response.status))
+            self.requests.append((request.method, http.path, 0 if sent is None else sent.status))
+        if sent is None:
+            http.close_connection = True  # nothing written: the client's read ends unanswered
+            return
+        response = sent
+        payload = response.encoded()
         http.send_response(response.status)
         headers = {"Content-Type": "application/json; charset=utf-8", **response.headers}
         for name, value in headers.items():

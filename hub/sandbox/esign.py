@@ -23,8 +23,8 @@ queued: ``SIGN_MISSON_COMPLETE`` (the signer) and ``SIGN_FLOW_COMPLETE``. A revo
 the e签宝 way (``X-Tsign-Open-TIMESTAMP`` ms, hex HMAC-SHA256 over timestamp + the target URL's
 query values + body), to ``url``, else ``callback_url`` (``HUB_SANDBOX_CALLBACK_URL`` for
 ``hub sandbox start``), else the flow's ``notifyUrl``; optionally repeating or reversing them. A
-delivery answered with anything but 200 stays queued. Faults: the base :class:`Faults`, and
-:meth:`lose_replies` (e签宝 did the write, the answer is lost).
+delivery answered with anything but 200 stays queued. Faults: the base :class:`Faults`,
+:meth:`lose_replies` and :meth:`drop_replies` (e签宝 did the write, the answer is lost).
 """
 
 from __future__ import annotations
@@ -149,13 +149,6 @@ class Delivery:
     accepted: bool
 
 
-@dataclass
-class _Loss:
-    fragment: str
-    remaining: int
-    status: int
-
-
 class EsignSimulator(Simulator):
     """e签宝's v3 contract signing on loopback: signed requests, uploads, sign flows, callbacks."""
 
@@ -196,7 +189,6 @@ class EsignSimulator(Simulator):
         self.contracts = 0
         self.signed = 0
         self._serial = 0
-        self._losses: list[_Loss] = []
 
     @classmethod
     def for_sandbox(cls, *, port: int, seed: int, size: int) -> EsignSimulator:
@@ -216,20 +208,6 @@ class EsignSimulator(Simulator):
     # -- lifecycle: callbacks in the background ------------------------------------------------
 
     # -- faults, auth, envelopes ----------------------------------------------------------------
-
-    def lose_replies(self, path: str, times: int = 1, status: int = 502) -> None:
-        """Process the next ``times`` requests whose path contains ``path``, then answer ``status``."""
-        with self._lock:
-            self._losses.append(_Loss(path, times, status))
-
-    def dispatch(self, request: Request) -> Response:
-        response = super().dispatch(request)
-        with self._lock:
-            for loss in self._losses:
-                if loss.remaining > 0 and loss.fragment in request.path and response.status == 200:
-                    loss.remaining -= 1
-                    return Response(loss.status, {"code": loss.status, "message": "Bad Gateway"})
-        return response
 
     def throttled(self, retry_after: float) -> Response:
         return Response(429, {"code": 429, "message": "请求过于频繁"})

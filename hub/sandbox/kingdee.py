@@ -20,8 +20,8 @@ What it reproduces (vendors.md §3.1, §7; each shape checked as noted in ``hub_
   ``FDeptId.FNumber`` references, a ``FilterString`` of ``Field op value`` terms joined by
   ``and``, ``OrderString``, ``StartRow``/``Limit``/``TopRowCount``; errors wrapped ``[[...]]``).
 - Faults: the base :class:`~hub.sandbox.base.Faults` (5xx answered as IIS's HTML page), a rate
-  limit answered ``MsgCode 14``, and :meth:`KingdeeSimulator.lose_replies` (Kingdee does the
-  write, the answer is lost).
+  limit answered ``MsgCode 14``, and the base ``lose_replies`` / ``drop_replies`` (Kingdee does
+  the write, the answer is lost; ``path`` names the method between dots: ``.Save.``, ``.Audit.``).
 
 Assumed, not documented where we looked [M]: the wording of validation and state messages,
 ``LoginResultType -1`` for refused logins, ``MsgCode 10`` for an unknown record, ``MsgCode 11``
@@ -188,13 +188,6 @@ class Session:
     alive: bool = True
 
 
-@dataclass
-class _Loss:
-    fragment: str
-    remaining: int
-    status: int
-
-
 _CONDITION_RE = re.compile(
     r"\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?)\s*(=|<>|!=|>=|<=|>|<)\s*('(?:[^']|'')*'|-?\d+(?:\.\d+)?)\s*", re.S
 )
@@ -279,7 +272,6 @@ class KingdeeSimulator(Simulator):
         self.audited = 0
         self.logins = 0
         self._serial = 100000
-        self._losses: list[_Loss] = []
         self._seed(count, seed)
 
     # -- generated data ----------------------------------------------------------------------
@@ -338,15 +330,6 @@ class KingdeeSimulator(Simulator):
 
     # -- faults ------------------------------------------------------------------------------
 
-    def lose_replies(self, path: str, times: int = 1, status: int = 502) -> None:
-        """Process the next ``times`` requests whose path contains ``path``, then answer ``status``.
-
-        The write happened at Kingdee but the client never learns it: the retry must find what
-        the first attempt saved (``.Save.``, ``.Audit.``: the method between dots).
-        """
-        with self._lock:
-            self._losses.append(_Loss(path, times, status))
-
     def expire_sessions(self) -> None:
         """End every session now (the integration user idle past Kingdee's timeout)."""
         with self._lock:
@@ -357,11 +340,6 @@ class KingdeeSimulator(Simulator):
         response = super().dispatch(request)
         if request.path.endswith(".ExecuteBillQuery.common.kdsvc") and isinstance(response.body, dict):
             response = Response(response.status, [[response.body]], response.headers)  # Kingdee wraps it
-        with self._lock:
-            for loss in self._losses:
-                if loss.remaining > 0 and loss.fragment in request.path and response.status == 200:
-                    loss.remaining -= 1
-                    return self.server_error(loss.status)
         return response
 
     def throttled(self, retry_after: float) -> Response:

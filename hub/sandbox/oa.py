@@ -6,7 +6,8 @@ every change, and delivers the queue the way the vendor pushes: sealed once, so 
 byte for byte the same; repeated or newest first on request (``repeat``, ``reverse``, or
 ``callback_repeat`` / ``callback_reverse`` for the background delivery); kept queued until the
 receiver acknowledges it. With ``callback_url`` a background thread delivers as events fall due.
-:meth:`OASimulator.lose_replies` makes the vendor act on a write whose answer is then lost.
+:meth:`OASimulator.lose_replies` (and the base ``drop_replies``) make the vendor act on a write
+whose answer is then lost.
 
 Each vendor module keeps its routes, envelopes, error codes, crypto and its own
 ``CallbackEvent`` / ``Delivery`` records.
@@ -24,7 +25,7 @@ from typing import Any, ClassVar, Generic, Self, TypedDict, TypeVar
 
 import requests
 
-from hub.sandbox.base import Faults, RateLimit, Request, Response, Simulator
+from hub.sandbox.base import Faults, LostReply, RateLimit, Simulator
 
 
 class OASimulatorOptions(TypedDict, total=False):
@@ -66,17 +67,6 @@ class QueuedCallback:
     sealed: Outgoing | None = None
     delivered: bool = False
     attempts: int = 0
-
-
-@dataclass
-class _Loss:
-    fragment: str
-    remaining: int
-    status: int
-    exact: bool = False
-
-    def matches(self, path: str) -> bool:
-        return path == self.fragment if self.exact else self.fragment in path
 
 
 EventT = TypeVar("EventT", bound=QueuedCallback)
@@ -131,7 +121,6 @@ class OASimulator(Simulator, Generic[EventT, DeliveryT]):
         self.callback_reverse = False
         #: accounts created through the API (the seeded ones are not counted)
         self.accounts = 0
-        self._losses: list[_Loss] = []
         self._stop_delivery = threading.Event()
         self._delivery_thread: threading.Thread | None = None
         self._seed(count, seed)
@@ -183,17 +172,7 @@ class OASimulator(Simulator, Generic[EventT, DeliveryT]):
         happened at the vendor but the client never learns it: the retry must find what the
         first attempt created.
         """
-        with self._lock:
-            self._losses.append(_Loss(path, times, status, exact))
-
-    def dispatch(self, request: Request) -> Response:
-        response = super().dispatch(request)
-        with self._lock:
-            for loss in self._losses:
-                if loss.remaining > 0 and loss.matches(request.path) and response.status == 200:
-                    loss.remaining -= 1
-                    return Response(loss.status, {"message": "Bad Gateway"})
-        return response
+        self._expect_lost(LostReply(path, times, status, exact))
 
     # -- callback delivery ---------------------------------------------------------------------
 

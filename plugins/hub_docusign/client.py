@@ -58,6 +58,8 @@ DEFAULT_TABS = {"salary": "monthly_salary", "start_date": "start_date", "duties"
 #: envelope statuses that end an envelope without a signature (a new one may be sent)
 ENDED = frozenset({"declined", "voided", "deleted"})
 IN_PROCESS = frozenset({"created", "sent", "delivered", "correct"})
+#: DocuSign's refusal to void an envelope that is no longer in process
+CANNOT_VOID = "ENVELOPE_CANNOT_VOID_INVALID_STATE"
 CONNECT_EVENTS = (
     "envelope-sent",
     "envelope-completed",
@@ -468,12 +470,17 @@ class DocuSignClient(VendorClient[DocuSignSettings]):
         """Void an envelope in process; False when it had ended already (declined, voided). Safe twice."""
         if self.envelope_status(envelope_id) in ENDED:
             return False
-        self.call(
-            "void_envelope",
-            "PUT",
-            f"/envelopes/{envelope_id}",
-            body={"status": "voided", "voidedReason": reason},
-        )
+        try:
+            self.call(
+                "void_envelope",
+                "PUT",
+                f"/envelopes/{envelope_id}",
+                body={"status": "voided", "voidedReason": reason},
+            )
+        except DocuSignError as exc:
+            # a void repeated after its answer was lost finds the envelope voided by the first one
+            if exc.code != CANNOT_VOID or self.envelope_status(envelope_id) != "voided":
+                raise
         return True
 
     def signed_document(self, envelope_id: str) -> SignedDocument:

@@ -79,6 +79,7 @@ def sim(identity_sim: DocuSignSimulator) -> DocuSignSimulator:
     identity_sim.signing_outcome = "sign"
     identity_sim.hmac_keys = ("sim-docusign-connect-hmac-key-1",)
     identity_sim._losses.clear()
+    identity_sim._lost_replies.clear()
     identity_sim._refusals.clear()
     return identity_sim
 
@@ -242,6 +243,24 @@ def test_envelope_is_sent_once_when_the_answer_is_lost(sim: DocuSignSimulator) -
     assert [s for m, p, s in sim.requests if m == "POST"] == [200, 502]  # token, then the lost create
     assert sim.envelopes[envelope_id].custom_fields == {"hub_idempotency_key": KEY}
     assert client.send_once(definition, KEY) == envelope_id and sim.contracts == 1
+
+
+def test_envelope_whose_connection_dropped_is_sent_once(sim: DocuSignSimulator) -> None:
+    client = client_of(sim)
+    definition = html_envelope(client)
+    sim.drop_replies("/envelopes", method="POST")  # DocuSign makes it, the connection closes unanswered
+    envelope_id = client.send_once(definition, KEY)
+    assert list(sim.envelopes) == [envelope_id] and sim.contracts == 1
+    assert [s for m, p, s in sim.requests if m == "POST"] == [200, 0]  # token, then the lost create
+
+
+def test_a_void_whose_connection_dropped_is_not_an_error(sim: DocuSignSimulator) -> None:
+    client = client_of(sim)
+    envelope_id = client.create_envelope(html_envelope(client))
+    sim.drop_replies(f"/envelopes/{envelope_id}", method="PUT")  # voided, the answer never arrives
+    assert client.void(envelope_id, "Onboarding cancelled")  # sent again: refused, then read back
+    assert sim.envelopes[envelope_id].status == "voided"
+    assert [s for m, _, s in sim.requests if m == "PUT"] == [0, 400]
 
 
 def test_an_envelope_refused_by_a_5xx_is_sent_again(sim: DocuSignSimulator) -> None:
@@ -499,6 +518,21 @@ def test_an_attempt_that_failed_after_the_envelope_was_made_recovers_it_and_canc
     assert report.undone == ["send_contract"]
     (envelope,) = sim.envelopes.values()
     assert envelope.status == "voided" and envelope.voided_reason == "Onboarding cancelled"
+
+
+def test_an_envelope_made_on_a_dropped_connection_is_found_by_the_next_attempt(
+    sim: DocuSignSimulator, write_project: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flow = OnboardingFlow(docusign_project(sim, write_project, monkeypatch))
+    case_id, _ = flow.open_case(CASE, source="test")
+    runner = OnboardingRunner(flow)
+    sim.drop_replies("/envelopes", method="POST")  # made, the connection closed unanswered
+    sim.refuse_requests("/envelopes", times=2, status=503, method="GET", skip=2)  # the look-up refused
+    runner.run_once()
+    assert task_of(flow, case_id).status == "FAILED" and sim.contracts == 1
+    runner.run_once(datetime.now(UTC) + timedelta(seconds=30))
+    assert task_of(flow, case_id).status == "WAITING" and sim.contracts == 1  # found, not sent again
+    assert [s for m, p, s in sim.requests if m == "POST" and "/envelopes" in p] == [0]
 
 
 def test_max_age_does_not_apply_to_connect(

@@ -260,6 +260,15 @@ def test_sign_flow_is_created_once_when_the_answer_is_lost(sim: EsignSimulator) 
     assert client.start_flow_once(request) == flow_id and sim.contracts == 1
 
 
+def test_sign_flow_whose_connection_dropped_is_created_once(sim: EsignSimulator) -> None:
+    client = client_of(sim)
+    request = flow_request(client)
+    sim.drop_replies("/create-by-file")  # e签宝 creates the flow, then the connection closes
+    flow_id = client.start_flow_once(request)
+    assert list(sim.flows) == [flow_id] and sim.contracts == 1
+    assert paths(sim, "/create-by-file") == [0]  # looked up, not sent again
+
+
 def test_create_that_never_arrived_is_sent_again_after_a_5xx(sim: EsignSimulator) -> None:
     client = client_of(sim)
     request = flow_request(client)
@@ -591,6 +600,22 @@ def test_an_attempt_that_failed_after_the_flow_was_made_recovers_it(
     runner.run_once(datetime.now(UTC) + timedelta(seconds=30))
     assert task_of(flow, case_id).status == "WAITING"
     assert sim.contracts == 1 and len(sim.files) == 1  # found by its mark, not made again
+
+
+def test_a_flow_made_on_a_dropped_connection_is_found_by_the_next_attempt(
+    sim: EsignSimulator, write_project: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = esign_project(sim, write_project, monkeypatch, max_attempts="2")
+    flow = OnboardingFlow(project)
+    case_id, _ = flow.open_case(CASE, source="test")
+    runner = OnboardingRunner(flow)
+    sim.drop_replies("/create-by-file")  # made at e签宝, the connection closed unanswered
+    sim.faults = Faults(errors=2, error_status=503, only="/sign-url")  # found, then the link refused
+    runner.run_once()
+    assert task_of(flow, case_id).status == "FAILED" and sim.contracts == 1
+    runner.run_once(datetime.now(UTC) + timedelta(seconds=30))
+    assert task_of(flow, case_id).status == "WAITING"
+    assert sim.contracts == 1 and paths(sim, "/create-by-file") == [0]  # found, not sent again
 
 
 def test_cancel_revokes_the_flow_and_a_refusal_needs_an_operator(

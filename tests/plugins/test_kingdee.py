@@ -428,6 +428,15 @@ def test_lost_replies_to_submit_and_audit_are_read_back(sim: KingdeeSimulator) -
     assert sim.employees == 1 and sim.audited == 1
 
 
+def test_dropped_connections_on_save_submit_and_audit_make_one_employee(sim: KingdeeSimulator) -> None:
+    for method in (".Save.", ".Submit.", ".Audit."):
+        sim.drop_replies(method)  # Kingdee does it, then the connection closes unanswered
+    outcome = EnrolPayroll().perform(context(sim))
+    assert outcome.kind == OutcomeKind.DONE
+    assert calls(sim, "Save") == [0] and calls(sim, "Submit") == [0] and calls(sim, "Audit") == [0]
+    assert sim.employees == 1 and sim.audited == 1  # looked up and read back, never sent twice
+
+
 @pytest.mark.parametrize(("steps", "expected_calls"), [((), ["Submit", "Audit"]), (("Submit",), ["Audit"])])
 def test_an_attempt_that_died_between_save_and_audit_resumes(
     sim: KingdeeSimulator, steps: tuple[str, ...], expected_calls: list[str]
