@@ -248,6 +248,11 @@ def config_check() -> None:
         f"{p.path}: OK ({len(p.settings.connectors)} connectors, {len(p.settings.pipelines)} pipelines, "
         f"{len(p.settings.schedules)} schedules)"
     )
+    from hub.contracts.history import record_configured_rules
+
+    clause_set = record_configured_rules(p)
+    if clause_set:
+        (err if clause_set.startswith("warning") else out).print(clause_set, markup=False)
 
 
 # -- database ----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from hub.connectors import Connector
 from hub.contracts.clauses import ContractsConfig, contracts_config_from
+from hub.contracts.reminders import ContractRemindersConfig, contract_reminders_from
 from hub.errors import ConfigProblem, ConfigurationError
 from hub.evaluation.config import EvaluationConfig, evaluation_from
 from hub.onboarding.config import OnboardingConfig, onboarding_config_from
@@ -138,6 +139,8 @@ class Settings:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     #: the ``[contracts]`` table: clause rules, templates, PDF font, reminders (hub.contracts)
     contracts: ContractsConfig = field(default_factory=ContractsConfig)
+    #: ``[contracts.reminders]``: the expiry reminder job (hub.contracts.reminders); None = off
+    contract_reminders: ContractRemindersConfig | None = None
     #: the ``[payroll_export]`` table: payroll template columns (hub.payroll_export); None = not set
     payroll_export: PayrollExportConfig | None = None
     #: the ``[onboarding]`` table: tasks of each onboarding case, retries (hub.onboarding.config)
@@ -690,7 +693,15 @@ def load_settings(path: Path, connectors: Mapping[str, Connector]) -> Settings:
             settings.schedules.append(schedule)
 
     settings.evaluation = evaluation_from(raw.get("evaluation"), base, settings.connectors, problems)
-    settings.contracts = contracts_config_from(raw.get("contracts"), base, problems)
+    contracts_raw = raw.get("contracts")
+    reminders_raw = None
+    if isinstance(contracts_raw, Mapping) and "reminders" in contracts_raw:
+        reminders_raw = contracts_raw["reminders"]
+        contracts_raw = {k: v for k, v in contracts_raw.items() if k != "reminders"}
+    settings.contracts = contracts_config_from(contracts_raw, base, problems)
+    settings.contract_reminders = contract_reminders_from(
+        reminders_raw, settings.connectors, timezone, problems
+    )
     settings.payroll_export = payroll_export_config_from(raw.get("payroll_export"), problems)
     settings.onboarding = onboarding_config_from(raw.get("onboarding"), settings.connectors, problems)
 

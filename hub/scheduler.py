@@ -31,6 +31,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from hub.config import Schedule, crontab_trigger
+from hub.contracts.reminders import ContractRemindersConfig
 from hub.errors import PipelineBusy
 from hub.leases import LeaseHolder
 from hub.project import Project
@@ -43,6 +44,10 @@ PURGE_JOB_ID = "privacy:purge"
 PURGE_MISFIRE_GRACE = 3600
 #: The built-in onboarding job (``[onboarding] schedule``): intake of accepted offers, due tasks.
 ONBOARDING_JOB_ID = "onboarding:run"
+#: The built-in contract expiry reminder job (``[contracts.reminders] schedule``).
+REMINDERS_JOB_ID = "contracts:reminders"
+#: A cron fire of the reminder job missed by up to this much still runs (a run is harmless).
+REMINDERS_MISFIRE_GRACE = 6 * 3600
 _projects: dict[str, Project] = {}
 _projects_lock = threading.Lock()
 
@@ -104,17 +109,45 @@ def next_fire_times(project: Project, now: datetime | None = None) -> list[dict[
                 "origin": "hub.toml [onboarding]",
             }
         )
+    reminders = project.settings.contract_reminders
+    if reminders is not None and reminders.scheduled:
+        moment = now or datetime.now(ZoneInfo(tz))
+        trigger = reminders_trigger(reminders, tz)
+        rows.append(
+            {
+                "pipeline": "(contract reminders)",
+                "schedule": reminders.describe_schedule(),
+                "next_fire": (trigger.get_next_fire_time(None, moment) or moment).isoformat(),
+                "misfire_grace_seconds": REMINDERS_MISFIRE_GRACE,
+                "coalesce": True,
+                "origin": "hub.toml [contracts.reminders]",
+            }
+        )
     return rows
+
+
+def reminders_trigger(reminders: ContractRemindersConfig, timezone: str) -> BaseTrigger:
+    """The reminder job's trigger: its cron in the project's time zone, or its interval."""
+    if reminders.schedule_cron is not None:
+        return crontab_trigger(reminders.schedule_cron, timezone)
+    assert reminders.schedule_seconds is not None
+    return IntervalTrigger(seconds=reminders.schedule_seconds, timezone=ZoneInfo(timezone))
+
+
+def _project(config_path: str) -> Project:
+    """The job's project, loaded once per scheduler process and shared by its jobs."""
+    with _projects_lock:
+        project = _projects.get(config_path)
+        if project is None:
+            project = _projects[config_path] = Project(Path(config_path))
+        return project
 
 
 def run_scheduled(config_path: str, pipeline: str) -> None:
     """The job every schedule fires (importable by reference: the job store pickles it)."""
     from hub.engine import Sync
 
-    with _projects_lock:
-        project = _projects.get(config_path)
-        if project is None:
-            project = _projects[config_path] = Project(Path(config_path))
+    project = _project(config_path)
     try:
         result = Sync(project, pipeline, trigger="schedule").run()
     except PipelineBusy as exc:
@@ -127,10 +160,7 @@ def run_privacy_purge(config_path: str) -> None:
     """The retention job (importable by reference, like :func:`run_scheduled`)."""
     from hub.privacy import purge
 
-    with _projects_lock:
-        project = _projects.get(config_path)
-        if project is None:
-            project = _projects[config_path] = Project(Path(config_path))
+    project = _project(config_path)
     result = purge(project)
     log.info("privacy purge: %s raw records, %s dead letters", result["raw_records"], result["dead_letters"])
 
@@ -139,11 +169,17 @@ def run_onboarding(config_path: str) -> None:
     """The onboarding job (importable by reference, like :func:`run_scheduled`)."""
     from hub.onboarding.runner import run_scheduled as run_onboarding_pass
 
-    with _projects_lock:
-        project = _projects.get(config_path)
-        if project is None:
-            project = _projects[config_path] = Project(Path(config_path))
+    project = _project(config_path)
     run_onboarding_pass(project)
+
+
+def run_contract_reminders(config_path: str) -> None:
+    """The contract expiry reminder job (importable by reference, like :func:`run_scheduled`)."""
+    from hub.contracts.reminders import run_contract_reminders as run_reminders
+
+    project = _project(config_path)
+    result = run_reminders(project)
+    log.info("contract reminders: %s", result.summary())
 
 
 class HubScheduler:
@@ -242,6 +278,32 @@ class HubScheduler:
                 misfire_grace_time=max(1, int(onboarding.schedule_seconds)),
             )
             log.info("scheduled onboarding: every %gs", onboarding.schedule_seconds)
+        reminders = self.project.settings.contract_reminders
+        if reminders is not None and reminders.scheduled:
+            wanted.add(REMINDERS_JOB_ID)
+            name = f"contract reminders: {reminders.describe_schedule()}"
+            old = stored.get(REMINDERS_JOB_ID)
+            due = old.next_run_time if old is not None and old.name == name else None
+            if reminders.schedule_cron is not None:
+                late = due is not None and (now - due).total_seconds() <= REMINDERS_MISFIRE_GRACE
+                when = {"next_run_time": due} if late else {}
+            else:
+                # A new, changed or overdue interval runs now: a run sends each reminder once at
+                # most, and a scheduler restarted more often than daily would otherwise never run it.
+                when = {"next_run_time": due if due is not None and due > now else now}
+            scheduler.add_job(
+                run_contract_reminders,
+                trigger=reminders_trigger(reminders, self.project.settings.timezone),
+                args=[str(self.project.path)],
+                id=REMINDERS_JOB_ID,
+                name=name,
+                replace_existing=True,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=REMINDERS_MISFIRE_GRACE,
+                **when,
+            )
+            log.info("scheduled contract reminders: %s", reminders.describe_schedule())
         for job in scheduler.get_jobs():
             if job.id not in wanted:
                 job.remove()

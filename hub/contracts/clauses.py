@@ -470,8 +470,11 @@ class ContractsConfig:
     #: e-contract vendor template field -> hub document field
     vendor_fields: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
-    def rules_digest(self) -> str:
-        """SHA-256 of everything that decides which clauses are chosen and how they are checked."""
+    def rules_payload(self) -> dict[str, Any]:
+        """Everything that decides which clauses are chosen and how they are checked, as plain JSON.
+
+        :meth:`rules_digest` hashes exactly this, so a recorded copy can be checked against it.
+        """
         payload = {
             "clauses": [dict(rule.raw) for rule in self.clauses],
             "non_compete_min_ratio": str(self.non_compete_min_ratio),
@@ -480,7 +483,12 @@ class ContractsConfig:
             if self.minimum_monthly_wage is None
             else str(self.minimum_monthly_wage),
         }
-        text = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"))
+        result: dict[str, Any] = json.loads(json.dumps(payload, ensure_ascii=False, default=str))
+        return result
+
+    def rules_digest(self) -> str:
+        """SHA-256 of everything that decides which clauses are chosen and how they are checked."""
+        text = json.dumps(self.rules_payload(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -154,14 +154,15 @@ def render_command(
     config: ConfigOption = None,
 ) -> None:
     """Render an offer letter or labour contract from FILE's terms into --out."""
-    from hub.contracts.documents import TEMPLATES, DocumentError, DocumentGenerator
+    from hub.contracts.documents import TEMPLATES, DocumentError
+    from hub.contracts.history import project_generator
     from hub.payroll_export import write_private
 
     if kind not in TEMPLATES:
         err.print(f"--kind must be one of {', '.join(TEMPLATES)}", markup=False)
         raise typer.Exit(2)
     document_date = date.fromisoformat(on) if on else None
-    generator = DocumentGenerator(_project(config).settings.contracts)
+    generator = project_generator(_project(config))
     terms = _terms(file)
     try:
         doc = generator.generate(kind, terms, document_date=document_date, pdf=pdf)
@@ -202,10 +203,10 @@ def render_command(
 
 @contracts_app.command("version")
 def version_command(as_json: JsonOption = False, config: ConfigOption = None) -> None:
-    """The clause-set version: digest of the clause rules and of every template."""
-    from hub.contracts.documents import DocumentGenerator
+    """The clause-set version: digest of the clause rules and of every template (recorded in the history)."""
+    from hub.contracts.history import record_project_rules
 
-    version = DocumentGenerator(_project(config).settings.contracts).clause_set_version()
+    version, outcome = record_project_rules(_project(config))
     if as_json:
         out.print(orjson.dumps(version.as_dict()).decode(), soft_wrap=True, markup=False)
         return
@@ -214,6 +215,40 @@ def version_command(as_json: JsonOption = False, config: ConfigOption = None) ->
     for name, digest in version.templates.items():
         table.add_row(name, digest)
     out.print(table)
+    if outcome == "recorded":
+        out.print("a new clause set: recorded in the clause history (hub contracts history)")
+
+
+@contracts_app.command("history")
+def history_command(
+    version: Annotated[
+        str | None, typer.Argument(help="one version (cs-…, or a unique prefix): its rules")
+    ] = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """The clause-set versions hub has used, newest first, each with what changed from the one before."""
+    from hub.contracts.history import ClauseHistory, history_json, history_lines, version_lines
+
+    history = ClauseHistory(_project(config).db)
+    if version is None:
+        versions = history.versions()
+        if as_json:
+            out.print(orjson.dumps(history_json(versions)).decode(), soft_wrap=True, markup=False)
+            return
+        lines = history_lines(versions) or ["no clause-set version recorded yet"]
+        out.print("\n".join(lines), markup=False, soft_wrap=True)
+        return
+    found = history.get(version)
+    if found is None:
+        err.print(
+            f"no clause-set version {version} recorded (hub contracts history lists them)", markup=False
+        )
+        raise typer.Exit(1)
+    if as_json:
+        out.print(orjson.dumps(found.as_dict()).decode(), soft_wrap=True, markup=False)
+        return
+    out.print("\n".join(version_lines(found)), markup=False, soft_wrap=True)
 
 
 @contracts_app.command("fonts")
@@ -233,29 +268,107 @@ def fonts_command() -> None:
 
 @contracts_app.command("reminders")
 def reminders_command(
-    file: InputFile,
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="a JSON list of contracts; without it, the source of contracts.reminders in hub.toml",
+        ),
+    ] = None,
     today: Annotated[str | None, typer.Option(help="the day to run for, YYYY-MM-DD (default: today)")] = None,
     ledger: Annotated[
         str | None,
-        typer.Option(help="SQLAlchemy URL of the sent-reminder ledger (default: .hub/contract_reminders.db)"),
+        typer.Option(
+            help="FILE only: SQLAlchemy URL of the sent-reminder ledger (default: .hub/contract_reminders.db)"
+        ),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="show what is due; record nothing")] = False,
+    send: Annotated[
+        bool,
+        typer.Option(
+            "--send", help="run the contracts.reminders job once: message HR through the OA connector"
+        ),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Send (print, masked) the expiry reminders due for the contracts in FILE, each once.
+    """Expiry reminders due for the contracts in FILE (printed, masked, each once), or in the HR master.
 
     FILE is a JSON list of {contract_id, end_date, employee_name, employee_number?, employer?}.
+    Without FILE the contracts come from the source of contracts.reminders in hub.toml: shown
+    (nothing sent or recorded), or with --send sent through its notify connector as the
+    scheduled job does.
     """
+    from hub.contracts.expiry import today_in
+
+    project = _project(config)
+    day = date.fromisoformat(today) if today else today_in(project.settings.timezone)
+    if file is None:
+        if ledger is not None:
+            err.print("--ledger goes with FILE; the job's ledger is in hub's database", markup=False)
+            raise typer.Exit(2)
+        _configured_reminders(project, day, send=send and not dry_run)
+        return
+    if send:
+        err.print("--send reads the [contracts.reminders] source: leave out FILE", markup=False)
+        raise typer.Exit(2)
+    _file_reminders(project, file, day, ledger, dry_run)
+
+
+def _configured_reminders(project: Any, day: date, *, send: bool) -> None:
+    """The [contracts.reminders] job: a preview, or one run (exit 1 when a send failed)."""
+    from hub.contracts.reminders import (
+        ReminderSourceError,
+        preview_contract_reminders,
+        render,
+        run_contract_reminders,
+    )
+    from hub.errors import ConfigurationError
+    from hub.vendor_http import VendorError
+
+    reminders = project.settings.contract_reminders
+    if reminders is None:
+        err.print(
+            "no [contracts.reminders] table in hub.toml (source, notify, to); or give a FILE of contracts",
+            markup=False,
+        )
+        raise typer.Exit(2)
+    try:
+        if not send:
+            due, read = preview_contract_reminders(project, day)
+            for reminder in due:
+                out.print(f"[due {reminder.days_before}d] {render(reminders.text, reminder)}", markup=False)
+            skipped = f", {len(read.unreadable)} skipped (name does not open)" if read.unreadable else ""
+            out.print(
+                f"{len(due)} due on {day.isoformat()} (not sent: --send sends them){skipped}", markup=False
+            )
+            return
+        result = run_contract_reminders(project, today=day)
+    except (ReminderSourceError, ConfigurationError, VendorError) as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    for reminder in result.run.sent:
+        out.print(
+            f"sent {reminder.contract_number or reminder.contract_id} ({reminder.days_before}d)", markup=False
+        )
+    for key, error in result.run.failed:
+        out.print(f"failed {key.contract_id} ({error}): sent by the next run", markup=False)
+    out.print(result.summary(), markup=False)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _file_reminders(project: Any, file: Path, day: date, ledger: str | None, dry_run: bool) -> None:
+    """Reminders for the contracts in FILE, printed (masked) through the ledger at ``ledger``."""
     from hub.contracts.expiry import (
         ExpiringContract,
         Reminder,
         SqlReminderLedger,
         due_reminders,
         send_expiry_reminders,
-        today_in,
     )
 
-    project = _project(config)
     settings = project.settings
     rows = _read_json(file)
     if not isinstance(rows, list):
@@ -277,7 +390,6 @@ def reminders_command(
             f"FILE: each contract needs contract_id, end_date (YYYY-MM-DD), employee_name ({type(exc).__name__})"
         )
         raise typer.Exit(2) from None
-    day = date.fromisoformat(today) if today else today_in(settings.timezone)
     days = settings.contracts.reminder_days
     if dry_run:
         for reminder in due_reminders(contracts, day, days):

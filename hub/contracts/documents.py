@@ -303,11 +303,24 @@ def cn_number(value: int) -> str:
 # -- the generator ----------------------------------------------------------------------------------
 
 
-class DocumentGenerator:
-    """Renders documents under one ``[contracts]`` configuration (templates, clause rules, fonts)."""
+class ClauseVersionRecorder(Protocol):
+    """Keeps the clause-set versions documents are made with (:class:`hub.contracts.history.ClauseHistory`)."""
 
-    def __init__(self, config: ContractsConfig | None = None) -> None:
+    def record(self, version: ClauseSetVersion, config: ContractsConfig) -> object: ...
+
+
+class DocumentGenerator:
+    """Renders documents under one ``[contracts]`` configuration (templates, clause rules, fonts).
+
+    With a ``recorder``, the clause-set version is recorded before any document is made with it,
+    so every document's version can be traced to its rules.
+    """
+
+    def __init__(
+        self, config: ContractsConfig | None = None, *, recorder: ClauseVersionRecorder | None = None
+    ) -> None:
         self.config = config or ContractsConfig()
+        self.recorder = recorder
         folders = [str(d) for d in BUILTIN_TEMPLATE_DIRS if d.is_dir()]
         if self.config.templates_dir is not None:
             folders.insert(0, str(self.config.templates_dir))
@@ -340,6 +353,13 @@ class DocumentGenerator:
         return ClauseSetVersion(
             id=f"cs-{combined[:16]}", rules_sha256=rules, templates=MappingProxyType(templates)
         )
+
+    def version_in_use(self) -> ClauseSetVersion:
+        """The clause-set version a document is about to carry, recorded first (with a recorder)."""
+        version = self.clause_set_version()
+        if self.recorder is not None:
+            self.recorder.record(version, self.config)
+        return version
 
     def select(self, terms: DocumentTerms) -> ClauseSelection:
         """The clauses the rules choose for these terms (no checks: see :meth:`prepare`)."""
@@ -437,7 +457,7 @@ class DocumentGenerator:
         is configured if ``pdf`` is None). Raises ContractRuleError when the law refuses the terms."""
         on = document_date or date.today()
         clauses = self.prepare(terms)
-        version = self.clause_set_version()
+        version = self.version_in_use()
         html_text = self.render_html(kind, self.context(kind, terms, clauses, version, on))
         html_doc = RenderedDocument.of(kind, "text/html; charset=utf-8", html_text.encode())
         pdf_doc = None
@@ -467,7 +487,7 @@ class DocumentGenerator:
         """
         on = document_date or date.today()
         clauses = self.prepare(terms)
-        fields = document_fields(terms, clauses, self.clause_set_version(), on)
+        fields = document_fields(terms, clauses, self.version_in_use(), on)
         if not self.config.vendor_fields:
             return fields
         return {vendor_key: fields[ours] for vendor_key, ours in self.config.vendor_fields.items()}

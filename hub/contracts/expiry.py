@@ -11,7 +11,8 @@ sends the most urgent stage whose day has come and that the ledger has not recor
   :meth:`~ReminderLedger.claim` is atomic, and a renewed contract (new end date) starts afresh.
 
 A send that fails is released from the ledger and retried by the next run. Messages carry the
-employee's name masked (``张*``); the sink (an OA connector later) gets a :class:`Reminder`.
+employee's name masked (``张*``); the sink gets a :class:`Reminder`. The scheduled job that reads
+the HR master and messages HR through an OA app is :mod:`hub.contracts.reminders`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from hub.masking import mask_text
 
@@ -52,6 +53,8 @@ class ExpiringContract:
     employee_name: str
     employee_number: str | None = None
     employer: str | None = None
+    #: the contract number HR knows it by (shown in the message); None: not shown
+    contract_number: str | None = None
 
     @classmethod
     def from_contract(
@@ -86,6 +89,7 @@ class Reminder:
     employee_number: str | None
     masked_name: str
     message: str
+    contract_number: str | None = None
 
     @property
     def key(self) -> ReminderKey:
@@ -115,9 +119,10 @@ def reminder_message(contract: ExpiringContract, days_left: int) -> str:
     """The reminder text, the name masked, passed through :func:`mask_text` as a last guard."""
     who = f"{contract.employer}员工" if contract.employer else "员工"
     number = f"（工号 {contract.employee_number}）" if contract.employee_number else ""
+    document = f"劳动合同（合同编号 {contract.contract_number}）" if contract.contract_number else "劳动合同"
     when = "今天到期" if days_left == 0 else f"将于{_cn_date(contract.end_date)}到期，剩余{days_left}天"
     text = (
-        f"【劳动合同到期提醒】{who}{mask_name(contract.employee_name)}{number}的劳动合同{when}。"
+        f"【劳动合同到期提醒】{who}{mask_name(contract.employee_name)}{number}的{document}{when}。"
         "请及时确认续签或终止，并按规定提前通知员工。"
     )
     return mask_text(text)
@@ -142,6 +147,7 @@ def due_reminders(
                 employee_number=contract.employee_number,
                 masked_name=mask_name(contract.employee_name),
                 message=reminder_message(contract, left),
+                contract_number=contract.contract_number,
             )
         )
     return out
@@ -204,7 +210,12 @@ class SqlReminderLedger:
             sa.Column("days_before", sa.Integer, primary_key=True, autoincrement=False),
             sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
         )
-        metadata.create_all(self.engine, checkfirst=True)
+        try:
+            metadata.create_all(self.engine, checkfirst=True)
+        except DBAPIError:
+            # two processes creating it at once (the scheduler and the CLI): the loser finds it
+            if not sa.inspect(self.engine).has_table(table):
+                raise
 
     def _where(self, key: ReminderKey) -> sa.ColumnElement[bool]:
         c = self.table.c

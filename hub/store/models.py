@@ -524,3 +524,32 @@ class OnboardingTaskRow(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+# -- contract clause history (hub.contracts.history) --------------------------------------
+
+
+class ContractClauseVersion(Base):
+    """A clause-rule set hub used, by its clause-set version: an archived contract's exact rules.
+
+    ``version`` is the ``cs-…`` id documents carry (rules and template digests together);
+    ``rules`` is ``ContractsConfig.rules_payload()``, whose digest is ``rules_sha256``; values in
+    it that look like personal data are stored masked and listed in ``masked``. One row per
+    version, even when two processes record it at once.
+    """
+
+    __tablename__ = "contract_clause_versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    version: Mapped[str] = mapped_column(String(40), unique=True)
+    rules_sha256: Mapped[str] = mapped_column(String(64))
+    rules: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: template name -> SHA-256 of its source
+    templates: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: paths in ``rules`` whose values were masked
+    masked: Mapped[list[str]] = mapped_column(JSON, default=list)
+    first_seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: the hub command that first used it (``hub contracts render``) or ``scheduler``
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    #: the version in use before this one appeared (None for the first)
+    previous_version: Mapped[str | None] = mapped_column(String(40), nullable=True)

@@ -49,7 +49,7 @@ from hub.contracts.documents import (
 from hub.contracts.law import ContractRuleError
 from hub.oa.actions import case_text
 from hub.onboarding import ActionContext, ActionFailed, TaskResult
-from hub.vendor_http import VendorClient
+from hub.vendor_http import CONNECTION_LOST, VendorClient
 
 log = logging.getLogger("hub.econtract")
 
@@ -187,10 +187,14 @@ def document_date(ctx: ActionContext) -> date | None:
 
 
 def generator_of(ctx: ActionContext) -> DocumentGenerator:
-    """A generator under the project's ``[contracts]`` rules (built-in defaults without a project)."""
-    config = ctx.project.settings.contracts if ctx.project is not None else ContractsConfig()
+    """A generator under the project's ``[contracts]`` rules (built-in defaults without a project);
+    with a project, the clause-set version is recorded in its clause history before the contract is made."""
+    from hub.contracts.history import project_generator
+
     with contract_failures():
-        return DocumentGenerator(config)
+        if ctx.project is None:
+            return DocumentGenerator(ContractsConfig())
+        return project_generator(ctx.project)
 
 
 @contextmanager
@@ -324,7 +328,7 @@ def exchange_bytes(
                 headers=dict(headers()),
                 timeout=settings.timeout,
             )
-        except (requests.Timeout, requests.ConnectionError):
+        except CONNECTION_LOST:
             if not idempotent:
                 raise errors.outcome_unknown(
                     operation, None, "the request timed out or the connection dropped"
