@@ -4,13 +4,14 @@ Each backend (SQLite, PostgreSQL, MariaDB) gets the shipped DDL (schemas/hr_mast
 action writes a hire's employee and contract rows in one transaction, once (a retry, a second
 attempt racing the first, a crash after the commit), personal columns sealed the way the ``sql``
 destination seals a sync's (``hub.pii``), or in clear with ``encrypt_pii = false``; undo marks
-the hire cancelled; a sync of the HR master through the shipped mappings yields canonical
-records.
+the hire cancelled; ``sql.mark_contract_signed`` records the signed contract and activates the
+employee, once; a sync of the HR master through the shipped mappings yields canonical records.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import re
 import threading
@@ -21,16 +22,25 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from hub_sql.onboarding import EMPLOYEE_KIND, UpsertEmployee, derived_employee_no
+from hub_esign.actions import FLOW_COMPLETE
+from hub_esign.econtract import SIGNED_DOCUMENT, archive_signed
+from hub_sql.onboarding import (
+    CONTRACT_KIND,
+    EMPLOYEE_KIND,
+    MarkContractSigned,
+    UpsertEmployee,
+    derived_employee_no,
+)
 
 from hub.crypto.envelope import TEXT_PREFIX
 from hub.engine import Sync
-from hub.onboarding import ActionContext, ActionFailed, ExternalRef
-from hub.onboarding.actions import OutcomeKind
+from hub.onboarding import ActionContext, ActionFailed, ExternalRef, TaskResult
+from hub.onboarding.actions import OutcomeKind, UndoNotSupported
 from hub.onboarding.flow import OnboardingFlow
 from hub.onboarding.runner import OnboardingRunner
 from hub.pii import open_destination_value
 from hub.project import Project
+from hub.sandbox.esign import EsignSimulator
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = ROOT / "schemas" / "hr_master"
@@ -188,6 +198,8 @@ def test_the_shipped_schema_applies_on_each_backend(any_db_url: str) -> None:
         "manager_id",
     ):
         assert name in columns
+    contract_columns = {c["name"] for c in inspector.get_columns("contracts")}
+    assert {"status", "signed_at", "document_sha256", "econtract_ref"} <= contract_columns
     with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:  # one number, one employee
         conn.execute(sa.text("INSERT INTO employees (employee_no, name) VALUES ('E0001', 'x')"))
     with pytest.raises(sa.exc.DBAPIError), engine.begin() as conn:  # statuses are checked
@@ -412,6 +424,214 @@ def test_two_attempts_racing_write_one_row(
     project.db.dispose()
 
 
+# -- sql.mark_contract_signed ------------------------------------------------------------------
+
+SIGNED_PDF = b"%PDF-1.7\n% the labour contract, signed by both parties\n%%EOF\n"
+FLOW_ID = "c0ffee00c0ffee00c0ffee00c0ffee00"
+
+
+def signed_contract_result(
+    project: Project, content: bytes = SIGNED_PDF, flow_id: str = FLOW_ID
+) -> TaskResult:
+    """What ``esign.send_contract`` leaves once signed: the flow and the archived signed file."""
+    archived = archive_signed(
+        context(project, task="send_contract"), content, "application/pdf", clause_set_version="cs-1"
+    )
+    return TaskResult(
+        ref=ExternalRef(flow_id, "esign_sign_flow"),
+        data={
+            "contract_status": "SIGNED",
+            "sign_flow_id": flow_id,
+            "signed_sha256": archived["sha256"],
+            SIGNED_DOCUMENT: archived,
+        },
+    )
+
+
+def signing_context(project: Project, results: dict[str, TaskResult], **extra: Any) -> ActionContext:
+    return context(project, task="mark_signed", action="sql.mark_contract_signed", results=results, **extra)
+
+
+def hired(project: Project, **extra: Any) -> dict[str, TaskResult]:
+    """The case's results once the hire is written and the contract signed."""
+    written = UpsertEmployee().perform(context(project, **extra))
+    return {
+        "create_hr_record": TaskResult(ref=written.ref, data=written.data),
+        "send_contract": signed_contract_result(project),
+    }
+
+
+def test_the_signed_contract_is_recorded_and_the_employee_activated_once(
+    tmp_path: Path, any_db_url: str
+) -> None:
+    engine = apply_schema(any_db_url)
+    project = make_project(tmp_path, any_db_url)
+    results = hired(project)
+    before_other = rows(engine, "employees", employee_no="E0001")
+    action = MarkContractSigned()
+    outcome = action.perform(signing_context(project, results))
+    assert outcome.kind == OutcomeKind.DONE and outcome.ref == ExternalRef("H2030001-C01", CONTRACT_KIND)
+    sha = hashlib.sha256(SIGNED_PDF).hexdigest()
+    assert dict(outcome.data) == {
+        "employee_no": "H2030001",
+        "contract_no": "H2030001-C01",
+        "contract_status": "signed",
+        "employee_status": "active",
+        "document_sha256": sha,
+    }
+    (contract,) = rows(engine, "contracts", contract_no="H2030001-C01")
+    assert (contract["status"], contract["document_sha256"], contract["econtract_ref"]) == (
+        "signed",
+        sha,
+        FLOW_ID,
+    )
+    assert contract["signed_at"] is not None
+    (employee,) = rows(engine, "employees", employee_no="H2030001")
+    assert employee["status"] == "active"
+
+    # a retry (a lost commit acknowledgement, a lapsed claim) changes nothing more, updated_at neither
+    again = action.perform(signing_context(project, results))
+    assert again.data == outcome.data
+    assert rows(engine, "contracts") == [contract] and rows(engine, "employees", employee_no="H2030001") == [
+        employee
+    ]
+    assert rows(engine, "employees", employee_no="E0001") == before_other  # nobody else's row
+    # upsert_employee retried after the signature leaves the signed contract as it is
+    UpsertEmployee().perform(context(project))
+    assert rows(engine, "contracts")[0]["status"] == "signed"
+    assert rows(engine, "employees", employee_no="H2030001")[0]["status"] == "active"
+    with pytest.raises(UndoNotSupported, match="signed"):
+        action.undo(signing_context(project, results, ref=outcome.ref))
+    engine.dispose()
+    project.db.dispose()
+
+
+def test_a_contract_signed_by_hand_gets_the_document_and_keeps_its_date(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    engine = apply_schema(sqlite_url)
+    project = make_project(tmp_path, sqlite_url)
+    results = hired(project)
+    by_hand = datetime(2030, 3, 20, 10, 0)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE contracts SET status = 'active', signed_at = :t"), {"t": by_hand})
+    MarkContractSigned().perform(signing_context(project, results))
+    (contract,) = rows(engine, "contracts")
+    assert contract["status"] == "active" and str(contract["signed_at"]).startswith("2030-03-20 10:00")
+    assert contract["document_sha256"] == hashlib.sha256(SIGNED_PDF).hexdigest()
+
+
+def test_an_hr_master_without_the_new_columns_gets_status_and_date(tmp_path: Path, sqlite_url: str) -> None:
+    engine = apply_schema(sqlite_url)
+    with engine.begin() as conn:  # an HR master applied before the columns were added
+        conn.exec_driver_sql("ALTER TABLE contracts DROP COLUMN document_sha256")
+        conn.exec_driver_sql("ALTER TABLE contracts DROP COLUMN econtract_ref")
+    project = make_project(tmp_path, sqlite_url)
+    assert MarkContractSigned().perform(signing_context(project, hired(project))).kind == OutcomeKind.DONE
+    (contract,) = rows(engine, "contracts")
+    assert contract["status"] == "signed" and contract["signed_at"] is not None
+    assert "document_sha256" not in contract
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda r, p: r.pop("create_hr_record"), "task 'create_hr_record' has no HR master record"),
+        (
+            lambda r, p: r.update(create_hr_record=TaskResult(data={"employee_no": "H2030001"})),
+            "task 'create_hr_record' left no employee_no and contract_no",
+        ),
+        (lambda r, p: r.pop("send_contract"), "task 'send_contract' has no result"),
+        (  # still waiting: the signing link, no signed file
+            lambda r, p: r.update(send_contract=TaskResult(data={"sign_url": "https://esign.example/s/1"})),
+            "the contract of task 'send_contract' is not signed",
+        ),
+        (
+            lambda r, p: r.update(
+                send_contract=TaskResult(
+                    data={**r["send_contract"].data, "contract_status": "REFUSED"}, ref=r["send_contract"].ref
+                )
+            ),
+            "the contract of task 'send_contract' is not signed",
+        ),
+        (  # signed, then found recorded with another file
+            lambda r, p: MarkContractSigned().perform(
+                signing_context(p, {**r, "send_contract": signed_contract_result(p, b"%PDF another")})
+            ),
+            "recorded signed with another document (document_sha256 differs)",
+        ),
+        (
+            lambda r, p: UpsertEmployee().undo(context(p, ref=r["create_hr_record"].ref)),
+            "employee 'H2030001' is cancelled",
+        ),
+    ],
+    ids=[
+        "no-hr-task",
+        "no-contract-no",
+        "no-contract-task",
+        "waiting",
+        "refused",
+        "other-document",
+        "cancelled",
+    ],
+)
+def test_mark_contract_signed_refusals_name_the_task_and_write_nothing(
+    tmp_path: Path, sqlite_url: str, change: Callable[[dict[str, TaskResult], Project], Any], expected: str
+) -> None:
+    engine = apply_schema(sqlite_url)
+    project = make_project(tmp_path, sqlite_url)
+    results = hired(project)
+    change(results, project)
+    before = (rows(engine, "employees"), rows(engine, "contracts"))
+    with pytest.raises(ActionFailed) as caught:
+        MarkContractSigned().perform(signing_context(project, results))
+    assert caught.value.permanent and expected in caught.value.reason, caught.value.reason
+    assert not any(secret in caught.value.reason for secret in SECRETS)
+    assert (rows(engine, "employees"), rows(engine, "contracts")) == before
+
+
+def test_mark_contract_signed_touches_only_what_this_case_wrote(tmp_path: Path, sqlite_url: str) -> None:
+    engine = apply_schema(sqlite_url)
+    project = make_project(tmp_path, sqlite_url)
+    results = hired(project)
+    with pytest.raises(ActionFailed, match="no employee 'H2030001' written by this case") as caught:
+        MarkContractSigned().perform(
+            signing_context(project, results, case_id="0b7e5d7a-0000-4000-8000-000000000002")
+        )
+    assert caught.value.permanent
+    # the options name other tasks: a contract number of someone else's employee is refused too
+    renamed = {
+        "hr": TaskResult(data={"employee_no": "H2030001", "contract_no": "E0001-C01"}),
+        "esign_contract": results["send_contract"],
+    }
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO contracts (contract_no, employee_id, contract_type, start_date) "
+                "SELECT 'E0001-C01', id, 'OPEN_ENDED', '2020-01-01' FROM employees WHERE employee_no = 'E0001'"
+            )
+        )
+    with pytest.raises(ActionFailed, match="no contract 'E0001-C01' of employee 'H2030001'"):
+        MarkContractSigned().perform(
+            signing_context(project, renamed, options={"hr_task": "hr", "contract_task": "esign_contract"})
+        )
+    assert {r["contract_no"]: r["status"] for r in rows(engine, "contracts")} == {
+        "H2030001-C01": "draft",
+        "E0001-C01": "draft",
+    }
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE contracts SET status = 'terminated' WHERE contract_no = 'H2030001-C01'"))
+    with pytest.raises(ActionFailed, match="is terminated in the HR master"):
+        MarkContractSigned().perform(signing_context(project, results))
+
+
+def test_the_sql_plugin_registers_both_actions() -> None:
+    import hub_sql
+
+    names = {action.name for action in hub_sql.hub_register_onboarding_actions()}
+    assert names == {"sql.upsert_employee", "sql.mark_contract_signed"}
+
+
 # -- through the onboarding flow ---------------------------------------------------------------
 
 
@@ -476,6 +696,58 @@ def test_a_crash_after_the_commit_does_not_write_the_hire_twice(
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("*.db*"))  # hub's state and the HR master
     for secret in SECRETS:
         assert secret.encode() not in stored, secret
+
+
+def test_the_contract_signed_callback_marks_the_hr_master_and_completes_the_case(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = apply_schema(sqlite_url)
+    with EsignSimulator(signing_delay=3600) as esign:
+        monkeypatch.setenv("ESIGN_APP_SECRET", esign.app_secret)
+        project = make_project(
+            tmp_path,
+            sqlite_url,
+            extra=f"""
+[connectors.esign]
+plugin = "esign"
+[connectors.esign.config]
+base_url = "{esign.url}"
+app_id = "{esign.app_id}"
+app_secret = {{ env = "ESIGN_APP_SECRET" }}
+employer = "示例科技有限公司"
+backoff_base_seconds = 0.01
+file_poll_interval_seconds = 0
+
+[onboarding]
+schedule = false
+tasks = [
+  {{ name = "create_hr_record", action = "sql.upsert_employee", connector = "hr_master" }},
+  {{ name = "send_contract", action = "esign.send_contract", connector = "esign" }},
+  {{ name = "mark_signed", action = "sql.mark_contract_signed", connector = "hr_master" }},
+]
+""",
+        )
+        flow = OnboardingFlow(project)
+        case_id, _ = flow.open_case(CASE, source="test")
+        runner = OnboardingRunner(flow)
+        runner.run_once()
+        statuses = {t.name: t.status for t in flow.show(case_id).tasks}
+        assert statuses == {"create_hr_record": "DONE", "send_contract": "WAITING", "mark_signed": "PENDING"}
+        assert rows(engine, "contracts")[0]["status"] == "draft"
+        (flow_id,) = esign.flows
+        esign.sign(flow_id)
+        payload = {"action": FLOW_COMPLETE, "sign_flow_status": 2}
+        assert flow.on_callback("esign", FLOW_COMPLETE, flow_id, payload).status == "matched"
+        assert flow.on_callback("esign", FLOW_COMPLETE, flow_id, payload).status == "already_handled"
+        runner.run_once()
+        signed = esign.signed_content(esign.flows[flow_id])
+    assert flow.show(case_id).status == "COMPLETED"
+    (contract,) = rows(engine, "contracts")
+    assert (contract["status"], contract["econtract_ref"]) == ("signed", flow_id)
+    assert contract["document_sha256"] == hashlib.sha256(signed).hexdigest()
+    assert rows(engine, "employees", employee_no="H2030001")[0]["status"] == "active"
+    flow.db.dispose()
+    engine.dispose()
 
 
 # -- reading the HR master through the shipped mappings ----------------------------------------

@@ -1,12 +1,15 @@
 """The onboarding actions every OA plugin offers, with the vendor's details left to hooks.
 
-A plugin describes itself once (:class:`OAVendor`) and subclasses the three actions::
+A plugin describes itself once (:class:`OAVendor`) and subclasses the actions::
 
     [onboarding]
     tasks = [
       { name = "oa_account", action = "wecom.create_user", connector = "wecom" },
       { name = "oa_approval", action = "wecom.start_approval", connector = "wecom" },
       { name = "oa_welcome", action = "wecom.send_welcome", connector = "wecom", after = ["oa_account", "oa_approval"] },
+      # after the contract is signed: the final job facts onto the account oa_account made
+      { name = "sync_final", action = "wecom.update_user", connector = "wecom",
+        options = { user_task = "oa_account", hr_task = "create_hr_record" } },
     ]
 
 The case's fields are read by their canonical names (``name``, ``mobile`` or ``phone``,
@@ -15,7 +18,8 @@ The case's fields are read by their canonical names (``name``, ``mobile`` or ``p
 ``manager_user_id``: the vendor's spelling), ``department_codes`` and, for the welcome, ``text``.
 Every action looks before it writes (``find``), so an attempt whose answer was lost is recovered
 instead of repeated; vendor errors become :class:`~hub.onboarding.ActionFailed` (transient ones
-retried, refusals to an operator).
+retried, refusals to an operator). ``update_user`` needs no look-up: an update sent twice leaves
+the account as once.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from abc import abstractmethod
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
@@ -118,8 +122,11 @@ class OAVendor:
         """The case field (and task result) holding the account id (``wecom_userid``)."""
         return f"{self.connector}_{self.client.id_label}"
 
-    def hire_of(self, ctx: ActionContext) -> Hire:
-        """The hire in ``ctx.case``, in the client's terms (``ActionFailed`` without a name)."""
+    def hire_of(self, ctx: ActionContext, *, require_mobile: bool = True) -> Hire:
+        """The hire in ``ctx.case``, in the client's terms (``ActionFailed`` without a name).
+
+        ``require_mobile=False``: an update, which does not send the mobile, needs none.
+        """
         case, options = ctx.case, ctx.options
         label = self.client.id_label
         name = case_text(case, "name", "full_name", "legal_name") or (
@@ -130,7 +137,7 @@ class OAVendor:
                 f"the case has no name for the {self.vendor} {self.client.account_noun}", permanent=True
             )
         mobile = national_mobile(case_text(case, "mobile", "phone"))
-        if not mobile and self.mobile_required:
+        if not mobile and self.mobile_required and require_mobile:
             raise ActionFailed(f"the case has no mobile number ({self.vendor} requires one)", permanent=True)
         codes = options.get("department_codes") or case.get("department_codes")
         if isinstance(codes, str):
@@ -277,3 +284,67 @@ class OASendWelcome(OAAction[C]):
             )
         with vendor_failures():
             return client.account_id_for(self.oa.hire_of(ctx))
+
+
+def task_option(ctx: ActionContext, option: str, default: str) -> str:
+    """A task name from ``ctx.options`` (another task of the case), else ``default``."""
+    value = ctx.options.get(option)
+    return str(value).strip() if value not in (None, "") else default
+
+
+class OAUpdateUser(OAAction[C]):
+    """Bring the account ``create_user`` made up to date with the final record (after signing).
+
+    The account is the one the ``options.user_task`` task (``create_oa_account``) recorded, never
+    one derived again; the job facts are the case's (title, department codes through the
+    connector's ``department_map``, manager, start date) with the job number from the HR master
+    task's result (``options.hr_task``, ``create_hr_record``: its ``employee_no``) when there
+    is one. An update is idempotent by nature, so there is no ``find``; an account that is gone
+    fails for an operator. Nothing to undo: ``create_user``'s undo takes the account away.
+    """
+
+    def perform(self, ctx: ActionContext) -> Outcome:
+        client = self.client_of(ctx)
+        user_task = task_option(ctx, "user_task", "create_oa_account")
+        account = self.account_of(ctx, user_task)
+        hire = self.final_hire(ctx)
+        with vendor_failures():
+            if client.get_user(account) is None:
+                raise ActionFailed(
+                    f"the {self.oa.vendor} {client.account_noun} task {user_task!r} created is gone "
+                    f"(deleted at {self.oa.vendor}?)",
+                    permanent=True,
+                )
+            self.update(client, hire, account, ctx)
+        data = {self.oa.id_field: account}
+        if hire.job_number:
+            data["job_number"] = hire.job_number
+        return Outcome.done(ExternalRef(account, self.oa.user_kind), data)
+
+    def update(self, client: C, hire: Hire, account: str, ctx: ActionContext) -> None:
+        """Send the update (a plugin adds what its vendor takes besides the hire)."""
+        client.update_user(hire, account)
+
+    def undo(self, ctx: ActionContext) -> None:
+        """Nothing to undo: the update made nothing (``create_user``'s undo takes the account)."""
+
+    def account_of(self, ctx: ActionContext, user_task: str) -> str:
+        """The account id the ``user_task`` task recorded (``ActionFailed`` naming the task if none)."""
+        result = ctx.results.get(user_task)
+        if result is not None and result.ref is not None and result.ref.kind == self.oa.user_kind:
+            return result.ref.id
+        recorded = str(result.data.get(self.oa.id_field) or "") if result is not None else ""
+        if recorded:
+            return recorded
+        raise ActionFailed(
+            f"task {user_task!r} has no {self.oa.vendor} {self.oa.client.account_noun} for this case "
+            f"(options.user_task names the {self.oa.connector}.create_user task)",
+            permanent=True,
+        )
+
+    def final_hire(self, ctx: ActionContext) -> Hire:
+        """The hire as the case has it now, with the HR master's employee number as job number."""
+        hire = self.oa.hire_of(ctx, require_mobile=False)
+        hr = ctx.results.get(task_option(ctx, "hr_task", "create_hr_record"))
+        employee_no = str(hr.data.get("employee_no") or "").strip() if hr is not None else ""
+        return replace(hire, job_number=employee_no) if employee_no else hire

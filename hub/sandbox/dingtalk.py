@@ -8,7 +8,7 @@ each shape checked as noted in ``hub_dingtalk.client``):
   errors; token problems wrapped as ``errcode 88`` with ``sub_code`` ``"40014"`` (invalid),
   ``"42001"`` (expired, assumed) or ``"40000"`` (blank); over the per-app QPS limit ``90018``.
   ``topapi/v2/user/create|get|update|delete|getbymobile|list`` (60102 userid, 60104 mobile
-  taken, 60003 unknown department, 60121 unknown user), ``topapi/v2/department/listsub``,
+  taken, 60003 unknown department, 60121 unknown user; updates counted in ``updates``), ``topapi/v2/department/listsub``,
   ``topapi/message/corpconversation/asyncsend_v2`` (a second identical notice to one person on
   one day is answered ok and not delivered, as documented);
 - the new host (``api.dingtalk.com``): ``POST /v1.0/oauth2/accessToken`` -> ``{accessToken,
@@ -216,6 +216,8 @@ class DingTalkSimulator(OASimulator[CallbackEvent, "Delivery"]):
         self.departments: dict[int, dict[str, Any]] = {}
         self.instances: dict[str, DingTalkInstance] = {}
         self.notices: list[_Notice] = []
+        #: member updates accepted through ``topapi/v2/user/update``
+        self.updates = 0
         self._ip_blocked = 0
         self._serial = 0
         self._local = threading.local()
@@ -401,18 +403,18 @@ class DingTalkSimulator(OASimulator[CallbackEvent, "Delivery"]):
             user = self.users.get(str(body.get("userid") or ""))
             if user is None:
                 return _err(60121, "找不到该用户")
-            if "dept_id_list" in body:
-                depts = self._dept_ids(body["dept_id_list"])
-                if depts is None:
-                    return _err(60003, "部门不存在")
-                user.dept_id_list = depts
+            depts = self._dept_ids(body["dept_id_list"]) if "dept_id_list" in body else user.dept_id_list
+            if depts is None:
+                return _err(60003, "部门不存在")
             if body.get("mobile") and self._owner(str(body["mobile"]), exclude=user.userid):
                 return _err(60104, "手机号码在公司中已存在")
+            user.dept_id_list = depts  # refused updates change nothing
             for key in ("name", "mobile", "job_number", "title", "email", "manager_userid"):
                 if key in body:
                     setattr(user, key, str(body[key]))
             if "hired_date" in body:
                 user.hired_date = int(body["hired_date"]) if body["hired_date"] else None
+            self.updates += 1
         return _ok(result={})
 
     @route("POST", "/topapi/v2/user/delete")

@@ -8,8 +8,9 @@ HTTP 429 ``99991400`` over the frequency limit with ``x-ogw-ratelimit-limit`` /
 ``x-ogw-ratelimit-reset``). Contacts v3: ``users`` create with ``client_token`` (the same
 token and body gives the same user back; another body 40021), ``user_id_type`` /
 ``department_id_type``, uniqueness of mobile (41001), e-mail (41002), user_id (41011) and
-employee_no (44051); get (41012 unknown), PATCH (``is_frozen``), ``batch_get_id`` by mobile,
-``find_by_department`` and ``departments/:id/children`` with ``page_size`` / ``page_token``.
+employee_no (44051); get (41012 unknown), PATCH (``is_frozen``; counted in ``updates``),
+``batch_get_id`` by mobile, ``find_by_department`` and ``departments/:id/children`` with
+``page_size`` / ``page_token``.
 Approval v4: create with ``uuid`` (a reused uuid: 60012), get, list by approval code and time
 window, ``subscribe``. ``im/v1/messages`` with ``uuid`` de-duplication (one hour).
 
@@ -192,6 +193,8 @@ class FeishuSimulator(OASimulator[CallbackEvent, "Delivery"]):
         self.subscriptions: set[str] = set()
         self.sent_messages: list[dict[str, Any]] = []
         self._client_tokens: dict[str, tuple[str, str]] = {}  # client_token -> (body digest, user_id)
+        #: user updates accepted through ``PATCH contact/v3/users/:user_id`` (freezing one too)
+        self.updates = 0
         self._serial = 0
         super().__init__(**options)  # seeds the users last
 
@@ -405,6 +408,7 @@ class FeishuSimulator(OASimulator[CallbackEvent, "Delivery"]):
                 user.join_time = int(body["join_time"]) or None
             if "is_frozen" in body:
                 user.is_frozen = bool(body["is_frozen"])
+            self.updates += 1
             return _ok({"user": user.as_json()})
 
     @route("POST", f"{PREFIX}/contact/v3/users/batch_get_id")

@@ -7,9 +7,10 @@ What it reproduces (vendors.md §1.2, §7; each shape checked as noted in ``hub_
 frequency limit; -1 system busy). Members: ``user/create`` (``"created"``; 60102 userid,
 60104 mobile (``"mobile existed:<userid>"``), 60106 email taken; 60003 unknown department;
 60129 neither mobile nor email), ``user/get`` (60111 unknown userid), ``user/update``
-(``enable`` 0 disables), ``user/getuserid`` by mobile (46004 unknown), ``user/list_id`` with
-``cursor``/``limit`` -> ``next_cursor``, ``dept_user[{userid, department}]`` (one row per
-membership), ``department/list``. Approvals: ``oa/applyevent`` -> ``sp_no``,
+(``enable`` 0 disables; counted in ``updates``), text custom attributes (``extattr``: the
+names in ``custom_attributes``, others ignored as WeCom does), ``user/getuserid`` by mobile
+(46004 unknown), ``user/list_id`` with ``cursor``/``limit`` -> ``next_cursor``,
+``dept_user[{userid, department}]`` (one row per membership), ``department/list``. Approvals: ``oa/applyevent`` -> ``sp_no``,
 ``oa/getapprovaldetail`` (``sp_status`` 1 in progress, 2 approved, 3 rejected),
 ``oa/getapprovalinfo`` (``starttime``/``endtime`` at most 31 days apart, ``cursor``/``size``,
 ``filters`` by ``template_id`` / ``creator``). ``message/send`` with
@@ -75,6 +76,8 @@ class WeComMember:
     enable: int = 1
     main_department: int = ROOT_DEPARTMENT
     activated: bool = False
+    #: text custom attributes (扩展属性) by name
+    extattr: dict[str, str] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -89,6 +92,9 @@ class WeComMember:
             "enable": self.enable,
             # 1 active, 2 disabled, 4 not yet activated (a new member has not logged in)
             "status": 2 if not self.enable else (1 if self.activated else 4),
+            "extattr": {
+                "attrs": [{"type": 0, "name": k, "text": {"value": v}} for k, v in self.extattr.items()]
+            },
         }
 
 
@@ -174,6 +180,10 @@ class WeComSimulator(OASimulator[CallbackEvent, "Delivery"]):
         self.departments: dict[int, dict[str, Any]] = {}
         self.approvals: dict[str, WeComApproval] = {}
         self.sent_messages: list[dict[str, Any]] = []
+        #: the custom attributes defined in the admin console (WeCom ignores other names)
+        self.custom_attributes: set[str] = {"工号"}
+        #: member updates accepted through ``user/update`` (disabling one too)
+        self.updates = 0
         self._sp_serial = 0
         self._event_serial = 0
         super().__init__(**options)  # seeds the members last
@@ -271,6 +281,13 @@ class WeComSimulator(OASimulator[CallbackEvent, "Delivery"]):
     def _bad_departments(self, departments: Any) -> bool:
         return not isinstance(departments, list) or any(d not in self.departments for d in departments)
 
+    def _set_attributes(self, member: WeComMember, body: dict[str, Any]) -> None:
+        """``extattr``'s text attributes whose names are defined; the others are ignored."""
+        for attr in (body.get("extattr") or {}).get("attrs") or []:
+            name = str(attr.get("name") or "")
+            if name in self.custom_attributes and int(attr.get("type") or 0) == 0:
+                member.extattr[name] = str((attr.get("text") or {}).get("value") or "")
+
     @route("POST", f"{PREFIX}/user/create")
     def user_create(self, request: Request) -> Response:
         body = request.json() or {}
@@ -306,6 +323,7 @@ class WeComSimulator(OASimulator[CallbackEvent, "Delivery"]):
                 direct_leader=[str(u) for u in body.get("direct_leader") or []],
                 enable=int(body.get("enable", 1)),
             )
+            self._set_attributes(self.members[userid], body)
             self.accounts += 1
         return Response(200, {"errcode": 0, "errmsg": "created"})
 
@@ -342,6 +360,8 @@ class WeComSimulator(OASimulator[CallbackEvent, "Delivery"]):
                 member.direct_leader = [str(u) for u in body["direct_leader"]]
             if "enable" in body:
                 member.enable = int(body["enable"])
+            self._set_attributes(member, body)
+            self.updates += 1
         return Response(200, {"errcode": 0, "errmsg": "updated"})
 
     @route("POST", f"{PREFIX}/user/getuserid")

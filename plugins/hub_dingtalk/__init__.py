@@ -4,7 +4,7 @@
 - :class:`hub_dingtalk.client.DingTalkClient`: the typed API client the onboarding flow uses;
 - :class:`hub_dingtalk.webhook.DingTalkVerifier`: HTTP-push callbacks for ``hub serve``;
 - :mod:`hub_dingtalk.actions`: ``dingtalk.create_user``, ``dingtalk.start_approval``,
-  ``dingtalk.send_welcome``.
+  ``dingtalk.send_welcome``, ``dingtalk.update_user``.
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
-"""DingTalk onboarding actions: ``dingtalk.create_user``, ``dingtalk.start_approval``, ``dingtalk.send_welcome``.
+"""DingTalk onboarding actions: ``dingtalk.create_user``, ``dingtalk.start_approval``, ``dingtalk.send_welcome``,
+``dingtalk.update_user``.
 
 Configured and fed as :mod:`hub.oa.actions` says (the manager's id in ``manager_userid``; the
 approval's originator in the task option ``originator_userid``). DingTalk cannot disable an
 ordinary account, so undoing ``create_user`` (a cancelled hire) deletes the member. The
 approval task waits for ``bpms_instance_change`` (``hub serve`` with
-``[connectors.dingtalk.webhook]``).
+``[connectors.dingtalk.webhook]``). ``update_user`` sends ``topapi/v2/user/update`` to the member
+``create_user`` made, with the final job facts (``job_number`` from the HR master task's result).
 """
 
 from __future__ import annotations
@@ -12,7 +14,14 @@ from __future__ import annotations
 import json
 from typing import ClassVar
 
-from hub.oa.actions import OACreateUser, OASendWelcome, OAStartApproval, OAVendor, approval_values
+from hub.oa.actions import (
+    OACreateUser,
+    OASendWelcome,
+    OAStartApproval,
+    OAUpdateUser,
+    OAVendor,
+    approval_values,
+)
 from hub.onboarding import ActionContext, CallbackEvent, OnboardingAction
 from hub_dingtalk.client import ApprovalRequest, DingTalkClient, NewHire, normalised_status
 
@@ -86,4 +95,15 @@ class SendWelcome(OASendWelcome[DingTalkClient]):
         return client.send_text([account], text)
 
 
-ACTIONS: tuple[OnboardingAction, ...] = (CreateUser(), StartApproval(), SendWelcome())
+class UpdateUser(OAUpdateUser[DingTalkClient]):
+    """Sync the final record (title, department, manager, job number, start date) onto the member."""
+
+    oa = DINGTALK
+    name: ClassVar[str] = "dingtalk.update_user"
+    description: ClassVar[str] = (
+        "update the member create_user made with the final job facts (topapi/v2/user/update: "
+        "job_number, title, dept_id_list, manager_userid, hired_date)"
+    )
+
+
+ACTIONS: tuple[OnboardingAction, ...] = (CreateUser(), StartApproval(), SendWelcome(), UpdateUser())

@@ -3,7 +3,8 @@
 - :class:`hub_feishu.source.FeishuSource`: departments and users, for ``hub sync``;
 - :class:`hub_feishu.client.FeishuClient`: the typed API client the onboarding flow uses;
 - :class:`hub_feishu.webhook.FeishuVerifier`: event callbacks for ``hub serve``;
-- :mod:`hub_feishu.actions`: ``feishu.create_user``, ``feishu.start_approval``, ``feishu.send_welcome``.
+- :mod:`hub_feishu.actions`: ``feishu.create_user``, ``feishu.start_approval``, ``feishu.send_welcome``,
+  ``feishu.update_user``.
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
-"""Feishu onboarding actions: ``feishu.create_user``, ``feishu.start_approval``, ``feishu.send_welcome``.
+"""Feishu onboarding actions: ``feishu.create_user``, ``feishu.start_approval``, ``feishu.send_welcome``,
+``feishu.update_user``.
 
 Configured and fed as :mod:`hub.oa.actions` says (the manager's id in ``manager_user_id``).
 Feishu honours idempotency keys, which the actions pass on: the task's key is the user's
 ``client_token``, the approval's ``uuid`` and the message's ``uuid``. Undoing ``create_user``
 freezes the user. The approval task waits for ``approval_instance`` events (``hub serve`` with
-``[connectors.feishu.webhook]``).
+``[connectors.feishu.webhook]``). ``update_user`` PATCHes the user ``create_user`` made with the
+final job facts (``employee_no`` from the HR master task's result).
 """
 
 from __future__ import annotations
@@ -12,7 +14,14 @@ from __future__ import annotations
 import json
 from typing import ClassVar
 
-from hub.oa.actions import OACreateUser, OASendWelcome, OAStartApproval, OAVendor, approval_values
+from hub.oa.actions import (
+    OACreateUser,
+    OASendWelcome,
+    OAStartApproval,
+    OAUpdateUser,
+    OAVendor,
+    approval_values,
+)
 from hub.onboarding import ActionContext, CallbackEvent, OnboardingAction
 from hub_feishu.client import STATUS, ApprovalRequest, FeishuClient, NewHire
 
@@ -84,4 +93,15 @@ class SendWelcome(OASendWelcome[FeishuClient]):
         return client.send_text(account, text, ctx.idempotency_key)
 
 
-ACTIONS: tuple[OnboardingAction, ...] = (CreateUser(), StartApproval(), SendWelcome())
+class UpdateUser(OAUpdateUser[FeishuClient]):
+    """Sync the final record (title, department, manager, job number, start date) onto the user."""
+
+    oa = FEISHU
+    name: ClassVar[str] = "feishu.update_user"
+    description: ClassVar[str] = (
+        "update the user create_user made with the final job facts (PATCH contact/v3/users/:user_id: "
+        "employee_no, job_title, department_ids, leader_user_id, join_time)"
+    )
+
+
+ACTIONS: tuple[OnboardingAction, ...] = (CreateUser(), StartApproval(), SendWelcome(), UpdateUser())

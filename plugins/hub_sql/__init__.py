@@ -25,5 +25,6 @@ def hub_register_connectors() -> list[Connector]:
 
 @hookimpl
 def hub_register_onboarding_actions() -> list[OnboardingAction]:
-    """``sql.upsert_employee``: the new hire into the HR master (hub_sql.onboarding)."""
+    """``sql.upsert_employee`` (the new hire into the HR master) and ``sql.mark_contract_signed``
+    (the signed contract recorded, the employee active): hub_sql.onboarding."""
     return list(ACTIONS)

@@ -1,4 +1,5 @@
-"""The onboarding action ``sql.upsert_employee``: the new hire in the HR master database, once.
+"""The onboarding actions over the HR master database: ``sql.upsert_employee`` writes the new hire
+once, ``sql.mark_contract_signed`` records the signed labour contract and activates the employee.
 
 ::
 
@@ -51,11 +52,25 @@ override the case's ``department``, ``position_code``, ``manager_employee_no``),
 ``adopt_existing``, and ``columns = { employees = { mobile = "phone" } }`` for a schema whose
 columns are named differently. Tables are the connector's ``tables`` (``employees``,
 ``contracts``, ``departments``, ``positions``); a column the table lacks is not written.
+
+**sql.mark_contract_signed** runs after the e-contract task (``esign.send_contract``,
+``docusign.send_contract``) is done, i.e. signed. It reads the employee and contract numbers
+from the ``sql.upsert_employee`` task's result (``options.hr_task``, ``create_hr_record``) and
+the signed contract from the e-contract task's (``options.contract_task``, ``send_contract``:
+:func:`hub_esign.econtract.archived_contract`), and in one transaction, on the rows this case
+wrote only (``source_ref``): the contract becomes ``signed`` with ``signed_at``,
+``document_sha256`` (the archived signed file's) and ``econtract_ref`` (the sign flow or
+envelope id) where the table has those columns, and the employee goes from ``pre_hire`` to
+``active``. Running it again changes nothing (a value already there is kept, ``updated_at``
+too); a contract recorded signed with another document, or no longer a draft (cancelled,
+terminated), and an employee cancelled meanwhile are refused for an operator. A signed contract
+cannot be undone (``cancel`` lists it: end it in the HR master).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -63,13 +78,15 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar, TypeVar
 
-from sqlalchemy import Connection, Engine, MetaData, Table, insert, select, update
+from hub_esign.econtract import archived_contract
+from sqlalchemy import Connection, Engine, MetaData, RowMapping, Table, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, NoSuchTableError, OperationalError
 
 from hub.contracts.law import ContractRuleError, check_probation, term_end
 from hub.crypto import CLASS_OF_KIND, INDEXED_KINDS, Keyring
 from hub.crypto.keyring import DecryptionError
-from hub.onboarding import ActionContext, ActionFailed, ExternalRef, OnboardingAction, Outcome
+from hub.onboarding import ActionContext, ActionFailed, ExternalRef, OnboardingAction, Outcome, TaskResult
+from hub.onboarding.actions import UndoNotSupported
 from hub.pii import BIDX_SUFFIX, destination_table
 from hub.retry import is_transient
 from hub.schema.contract import ContractType
@@ -80,6 +97,7 @@ log = logging.getLogger("hub.sql.onboarding")
 T = TypeVar("T")
 
 EMPLOYEE_KIND = "hr_master_employee"
+CONTRACT_KIND = "hr_master_contract"
 #: uuid5 namespace of employee numbers derived from case ids (fixed: the numbers must never change)
 EMPLOYEE_NO_NAMESPACE = uuid.UUID("6f1d9a52-3c1e-5d8b-9a57-2b7c4e0f8d13")
 #: case fields holding the employee number, in order of preference
@@ -96,6 +114,9 @@ STATUSES = ("pre_hire", "active", "on_leave", "terminated", "cancelled")
 GENDERS = {"男": "MALE", "女": "FEMALE", "M": "MALE", "F": "FEMALE"}
 #: write attempts of one perform (a lost insert race, a deadlock) before giving up
 WRITE_ATTEMPTS = 3
+#: contract statuses that already mean signed (the HR master may have moved it on to active)
+SIGNED_STATUSES = ("signed", "active")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 def derived_employee_no(case_id: str, prefix: str = "H") -> str:
@@ -314,6 +335,17 @@ class HrMaster:
         return int(found[0])
 
 
+def hr_master_of(ctx: ActionContext) -> HrMaster:
+    """The task's connector as an HR master (``ActionFailed`` for an operator when misconfigured)."""
+    try:
+        engine = engine_for(ctx.config)
+    except (KeyError, TypeError, ValueError, DBAPIError) as exc:
+        raise ActionFailed(
+            f"the sql connector is misconfigured ({type(exc).__name__})", permanent=True
+        ) from None
+    return HrMaster(ctx.connector, ctx.config, ctx.options, engine)
+
+
 def _with_retries(write: Callable[[], T]) -> T:
     """Run ``write`` (one transaction); a lost insert race or a deadlock runs it again."""
     for attempt in range(1, WRITE_ATTEMPTS + 1):
@@ -346,13 +378,7 @@ class UpsertEmployee(OnboardingAction):
     # -- connector and keys -----------------------------------------------------------------------
 
     def master(self, ctx: ActionContext) -> HrMaster:
-        try:
-            engine = engine_for(ctx.config)
-        except (KeyError, TypeError, ValueError, DBAPIError) as exc:
-            raise ActionFailed(
-                f"the sql connector is misconfigured ({type(exc).__name__})", permanent=True
-            ) from None
-        return HrMaster(ctx.connector, ctx.config, ctx.options, engine)
+        return hr_master_of(ctx)
 
     def keyring(self, ctx: ActionContext) -> Keyring | None:
         """hub's keyring when the connector encrypts personal data (the default), else None."""
@@ -565,6 +591,220 @@ class UpsertEmployee(OnboardingAction):
         )
 
 
+# -- the signed contract -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignedContract:
+    """What the e-contract task left: the signed file's SHA-256, the vendor's id, when (if said)."""
+
+    sha256: str
+    vendor_ref: str
+    signed_at: datetime | None = None
+
+
+def _task_option(ctx: ActionContext, option: str, default: str) -> str:
+    value = ctx.options.get(option)
+    return str(value).strip() if value not in (None, "") else default
+
+
+def hire_numbers_of(ctx: ActionContext, hr_task: str) -> tuple[str, str]:
+    """(employee_no, contract_no) from the ``sql.upsert_employee`` task's result."""
+    result = ctx.results.get(hr_task)
+    if result is None:
+        raise ActionFailed(
+            f"task {hr_task!r} has no HR master record for this case (options.hr_task names the "
+            "sql.upsert_employee task)",
+            permanent=True,
+        )
+    employee_no = str(result.data.get("employee_no") or "")
+    contract_no = str(result.data.get("contract_no") or "")
+    if not employee_no or not contract_no:
+        raise ActionFailed(
+            f"task {hr_task!r} left no employee_no and contract_no (did it write a contract?)", permanent=True
+        )
+    return employee_no, contract_no
+
+
+def _instant(value: Any) -> datetime | None:
+    """An ISO timestamp as naive UTC (how the schema stores times); None when absent or malformed."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+
+
+def signed_contract_of(ctx: ActionContext, contract_task: str) -> SignedContract:
+    """The signed contract the e-contract task archived (``ActionFailed`` naming the task if none)."""
+    result: TaskResult | None = ctx.results.get(contract_task)
+    if result is None:
+        raise ActionFailed(
+            f"task {contract_task!r} has no result: the contract is not signed (options.contract_task "
+            "names the e-contract task)",
+            permanent=True,
+        )
+    status = str(result.data.get("contract_status") or "SIGNED").upper()
+    try:
+        archived = archived_contract(result) if status == "SIGNED" else None
+    except (KeyError, TypeError, ValueError):
+        archived = None
+    if archived is None or not SHA256_RE.match(archived.sha256):
+        raise ActionFailed(f"the contract of task {contract_task!r} is not signed", permanent=True)
+    data = result.data
+    vendor_ref = result.ref.id if result.ref is not None else ""
+    vendor_ref = vendor_ref or str(data.get("sign_flow_id") or data.get("envelope_id") or "")
+    return SignedContract(archived.sha256, vendor_ref[:128], _instant(data.get("signed_at")))
+
+
+class MarkContractSigned(OnboardingAction):
+    """Record the signed labour contract in the HR master and make the employee active."""
+
+    name: ClassVar[str] = "sql.mark_contract_signed"
+    description: ClassVar[str] = (
+        "mark the hire's contract signed in the HR master (signed_at, document SHA-256, e-contract id) "
+        "and the employee active"
+    )
+
+    def perform(self, ctx: ActionContext) -> Outcome:
+        hr_task = _task_option(ctx, "hr_task", "create_hr_record")
+        contract_task = _task_option(ctx, "contract_task", "send_contract")
+        employee_no, contract_no = hire_numbers_of(ctx, hr_task)
+        signed = signed_contract_of(ctx, contract_task)
+        master = hr_master_of(ctx)
+        try:
+            data = _with_retries(lambda: self._mark(master, ctx.case_id, employee_no, contract_no, signed))
+        except DBAPIError as exc:
+            raise _db_failure(exc) from None
+        finally:
+            master.engine.dispose()
+        return Outcome.done(ExternalRef(contract_no, CONTRACT_KIND), data)
+
+    def undo(self, ctx: ActionContext) -> None:
+        raise UndoNotSupported(
+            "the contract is signed: hub does not unsign it (terminate or cancel it in the HR master)"
+        )
+
+    def _mark(
+        self, master: HrMaster, case_ref: str, employee_no: str, contract_no: str, signed: SignedContract
+    ) -> dict[str, Any]:
+        """One transaction: the contract signed, the employee active; what is there already is kept."""
+        employees, contracts = master.table("employees"), master.table("contracts")
+        column = master.column
+        now = datetime.now(UTC).replace(tzinfo=None)
+        with master.engine.begin() as conn:
+            employee = (
+                conn.execute(
+                    select(employees)
+                    .where(employees.c[column("employees", "employee_no")] == employee_no)
+                    .with_for_update()
+                )
+                .mappings()
+                .first()
+            )
+            if employee is None or not _written_by(master, "employees", employee, case_ref):
+                raise ActionFailed(
+                    f"the HR master has no employee {employee_no!r} written by this case", permanent=True
+                )
+            contract = (
+                conn.execute(
+                    select(contracts)
+                    .where(contracts.c[column("contracts", "contract_no")] == contract_no)
+                    .with_for_update()
+                )
+                .mappings()
+                .first()
+            )
+            employee_id = employee[column("employees", "id")]
+            if (
+                contract is None
+                or contract[column("contracts", "employee_id")] != employee_id
+                or not _written_by(master, "contracts", contract, case_ref)
+            ):
+                raise ActionFailed(
+                    f"the HR master has no contract {contract_no!r} of employee {employee_no!r} "
+                    "written by this case",
+                    permanent=True,
+                )
+            employee_status = _value(master, "employees", employee, "status")
+            if employee_status == "cancelled":
+                raise ActionFailed(
+                    f"employee {employee_no!r} is cancelled in the HR master: the signed contract is "
+                    "not recorded",
+                    permanent=True,
+                )
+            contract_changes = self._contract_changes(master, contract, contract_no, signed, now)
+            if contract_changes:
+                conn.execute(
+                    update(contracts)
+                    .where(contracts.c[column("contracts", "id")] == contract[column("contracts", "id")])
+                    .values(master.values("contracts", {**contract_changes, "updated_at": now}))
+                )
+            if employee_status == "pre_hire":
+                conn.execute(
+                    update(employees)
+                    .where(employees.c[column("employees", "id")] == employee_id)
+                    .values(master.values("employees", {"status": "active", "updated_at": now}))
+                )
+                employee_status = "active"
+        contract_status = contract_changes.get("status") or _value(master, "contracts", contract, "status")
+        return {
+            "employee_no": employee_no,
+            "contract_no": contract_no,
+            "contract_status": contract_status,
+            "employee_status": employee_status,
+            "document_sha256": signed.sha256,
+        }
+
+    def _contract_changes(
+        self,
+        master: HrMaster,
+        contract: RowMapping,
+        contract_no: str,
+        signed: SignedContract,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """What the contract row lacks of the signature (by logical column name); {} when complete."""
+        status = _value(master, "contracts", contract, "status")
+        if status not in (None, "draft", *SIGNED_STATUSES):
+            raise ActionFailed(
+                f"contract {contract_no!r} is {status} in the HR master: not marked signed", permanent=True
+            )
+        wanted = {
+            "status": "signed" if status in (None, "draft") else status,
+            "signed_at": signed.signed_at or now,
+            "document_sha256": signed.sha256,
+            "econtract_ref": signed.vendor_ref or None,
+        }
+        changes: dict[str, Any] = {}
+        for name, value in wanted.items():
+            if not master.has("contracts", name) or value is None:
+                continue
+            current = _value(master, "contracts", contract, name)
+            if current in (None, ""):
+                changes[name] = value
+            elif name in ("document_sha256", "econtract_ref") and str(current).strip() != value:
+                raise ActionFailed(
+                    f"contract {contract_no!r} is recorded signed with another document ({name} differs)",
+                    permanent=True,
+                )
+            elif name == "status" and current != value:
+                changes[name] = value
+        return changes
+
+
+def _value(master: HrMaster, stream: str, row: RowMapping, name: str) -> Any:
+    """The row's value of logical column ``name`` (None when the table has no such column)."""
+    return row.get(master.column(stream, name)) if master.has(stream, name) else None
+
+
+def _written_by(master: HrMaster, stream: str, row: RowMapping, case_ref: str) -> bool:
+    """Whether this case wrote the row: its ``source_ref`` is the case id (true without the column)."""
+    return not master.has(stream, "source_ref") or _value(master, stream, row, "source_ref") == case_ref
+
+
 def _opens_to(keyring: Keyring, ciphertext: str, place: str, column: str, record: str, value: str) -> bool:
     try:
         return keyring.open_text(ciphertext, place, column, record) == value
@@ -578,4 +818,4 @@ def _db_failure(exc: DBAPIError) -> ActionFailed:
     return ActionFailed(f"HR master database: {safe_error(exc)}", permanent=not is_transient(exc))
 
 
-ACTIONS: tuple[OnboardingAction, ...] = (UpsertEmployee(),)
+ACTIONS: tuple[OnboardingAction, ...] = (UpsertEmployee(), MarkContractSigned())

@@ -4,7 +4,8 @@
 - :class:`hub_wecom.client.WeComClient`: the typed API client the onboarding flow uses
   (create or update a member, disable it, submit and read the onboarding approval, welcome);
 - :class:`hub_wecom.webhook.WeComVerifier`: approval callbacks for ``hub serve``;
-- :mod:`hub_wecom.actions`: ``wecom.create_user``, ``wecom.start_approval``, ``wecom.send_welcome``.
+- :mod:`hub_wecom.actions`: ``wecom.create_user``, ``wecom.start_approval``, ``wecom.send_welcome``,
+  ``wecom.update_user``.
 """
 
 from __future__ import annotations

@@ -1,9 +1,12 @@
-"""WeCom onboarding actions: ``wecom.create_user``, ``wecom.start_approval``, ``wecom.send_welcome``.
+"""WeCom onboarding actions: ``wecom.create_user``, ``wecom.start_approval``, ``wecom.send_welcome``,
+``wecom.update_user``.
 
 Configured and fed as :mod:`hub.oa.actions` says (the manager's id in ``manager_userid``; the
 approval's creator in the task option ``creator_userid``). Undoing ``create_user`` disables the
 member. The approval task waits for WeCom's ``sys_approval_change`` callback (``hub serve``
-with ``[connectors.wecom.webhook]``).
+with ``[connectors.wecom.webhook]``). ``update_user`` sends ``user/update`` to the member
+``create_user`` made; WeCom has no job-number field, so the job number goes into the text
+custom attribute the task option ``job_number_attr`` names (``"工号"``), when set.
 """
 
 from __future__ import annotations
@@ -11,7 +14,15 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET  # parsed after WXBizMsgCrypt verification (hub_wecom.webhook)
 from typing import ClassVar
 
-from hub.oa.actions import OACreateUser, OASendWelcome, OAStartApproval, OAVendor, approval_values
+from hub.oa.actions import (
+    OACreateUser,
+    OASendWelcome,
+    OAStartApproval,
+    OAUpdateUser,
+    OAVendor,
+    approval_values,
+)
+from hub.oa.client import Hire
 from hub.onboarding import ActionContext, CallbackEvent, OnboardingAction
 from hub_wecom.client import SP_STATUS, ApprovalRequest, NewHire, WeComClient
 
@@ -85,4 +96,21 @@ class SendWelcome(OASendWelcome[WeComClient]):
         return client.send_text([account], text)
 
 
-ACTIONS: tuple[OnboardingAction, ...] = (CreateUser(), StartApproval(), SendWelcome())
+class UpdateUser(OAUpdateUser[WeComClient]):
+    """Sync the final record (title, department, manager, job number) onto the hire's member."""
+
+    oa = WECOM
+    name: ClassVar[str] = "wecom.update_user"
+    description: ClassVar[str] = (
+        "update the member create_user made with the final job facts (user/update; job number in "
+        "the custom attribute options.job_number_attr)"
+    )
+
+    def update(self, client: WeComClient, hire: Hire, account: str, ctx: ActionContext) -> None:
+        assert isinstance(hire, NewHire)
+        attribute = str(ctx.options.get("job_number_attr") or "").strip()
+        attributes = {attribute: hire.job_number} if attribute and hire.job_number else None
+        client.update_user(hire, account, attributes=attributes)
+
+
+ACTIONS: tuple[OnboardingAction, ...] = (CreateUser(), StartApproval(), SendWelcome(), UpdateUser())

@@ -27,7 +27,9 @@ What was checked, and where (searched 2026-11; nothing was run against WeCom its
   never shown as it is.
 - ``user/create`` (``errmsg "created"``), ``user/get?userid``, ``user/update`` with ``enable``,
   ``user/delete``, ``user/getuserid {mobile}`` -> ``userid``: wechatpy ``work/client/api/user.py``
-  [V]. The errcode for an unknown mobile (46004) is assumed.
+  [V]. The errcode for an unknown mobile (46004) is assumed. ``extattr {attrs: [{type: 0, name,
+  text: {value}}]}`` on create/update/get, unknown names ignored ("扩展属性需要在WEB管理端创建后
+  才生效"): the documented member sample as several clients quote it [S].
 - ``user/list_id {cursor, limit<=10000}`` -> ``{next_cursor, dept_user[{userid, department}]}``:
   wechatpy docstring and several clients [S]; ``department/list?id``: clients [S].
 - ``oa/applyevent`` (``creator_userid, template_id, use_template_approver, approver,
@@ -42,6 +44,8 @@ What was checked, and where (searched 2026-11; nothing was run against WeCom its
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +53,11 @@ from typing import Any
 from hub.oa.client import Hire, OAClient, OASettings
 from hub.vendor_http import Answer
 from hub_wecom.errors import KINDS, WeComError, WeComNotFound
+
+#: (API base URL, corp id, reference control, sp_no) -> hub's reference in that approval's form
+_REFERENCES: OrderedDict[tuple[str, str, str, str], str | None] = OrderedDict()
+_REFERENCES_LOCK = threading.Lock()
+_REFERENCES_MAX = 50_000
 
 DEFAULT_BASE_URL = "https://qyapi.weixin.qq.com"
 #: WeCom's documented span limit for ``oa/getapprovalinfo``
@@ -266,15 +275,21 @@ class WeComClient(OAClient[WeComSettings, NewHire]):
         """Create the member, or update the one a previous attempt created; never two accounts."""
         return UserResult(*self.upsert_account(hire, idempotency_key))
 
-    def update_user(self, hire: NewHire, userid: str) -> None:
-        """Bring an existing member in line with the hire (department, title, leader; enabled)."""
-        self.call(
-            "update_user",
-            "POST",
-            "/cgi-bin/user/update",
-            body=self._member_body(hire, userid),
-            credential="contacts",
-        )
+    def update_user(self, hire: NewHire, userid: str, *, attributes: Mapping[str, str] | None = None) -> None:
+        """Bring an existing member in line with the hire (department, title, leader; enabled).
+
+        ``attributes``: text custom attributes (扩展属性) by name, the job number for one: WeCom
+        has no job-number field. They must be defined in the admin console first; WeCom ignores
+        a name it does not know.
+        """
+        body = self._member_body(hire, userid)
+        if attributes:
+            body["extattr"] = {
+                "attrs": [
+                    {"type": 0, "name": name, "text": {"value": value}} for name, value in attributes.items()
+                ]
+            }
+        self.call("update_user", "POST", "/cgi-bin/user/update", body=body, credential="contacts")
 
     def disable_user(self, userid: str) -> bool:
         """Disable a member (a cancelled hire); ``False`` if there is no such member."""
@@ -375,11 +390,28 @@ class WeComClient(OAClient[WeComSettings, NewHire]):
         return info
 
     def _reference_of(self, sp_no: str) -> str | None:
+        """hub's reference in an approval's form. WeCom cannot filter approvals by a control's
+        value, so a look-up reads each approval's detail; a submitted form never changes, so each
+        answer is kept (per process, bounded) and a later look-up reads only new approvals."""
+        key = (self.settings.base_url, self.settings.corp_id, self.settings.reference_control, sp_no)
+        with _REFERENCES_LOCK:
+            if key in _REFERENCES:
+                _REFERENCES.move_to_end(key)
+                return _REFERENCES[key]
         contents = (self._detail(sp_no).get("apply_data") or {}).get("contents") or []
-        for control in contents:
-            if control.get("id") == self.settings.reference_control:
-                return str((control.get("value") or {}).get("text") or "")
-        return None
+        reference = next(
+            (
+                str((control.get("value") or {}).get("text") or "")
+                for control in contents
+                if control.get("id") == self.settings.reference_control
+            ),
+            None,
+        )
+        with _REFERENCES_LOCK:
+            _REFERENCES[key] = reference
+            while len(_REFERENCES) > _REFERENCES_MAX:
+                _REFERENCES.popitem(last=False)
+        return reference
 
     def start_approval(self, request: ApprovalRequest) -> ApprovalResult:
         """Submit the onboarding approval unless one with the same reference exists."""

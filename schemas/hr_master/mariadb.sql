@@ -2,8 +2,10 @@
 -- employees, contracts.
 --
 -- hub's onboarding action sql.upsert_employee writes employees and contracts (one transaction,
--- keyed by employee_no and contract_no); mappings/hr_master_*.yaml read all four tables into
--- hub's canonical OrgUnit, Job, Employee and EmploymentContract. See docs/hr_master.md.
+-- keyed by employee_no and contract_no), and sql.mark_contract_signed marks the contract signed
+-- (document_sha256, econtract_ref) and the employee active; mappings/hr_master_*.yaml read all
+-- four tables into hub's canonical OrgUnit, Job, Employee and EmploymentContract. See
+-- docs/hr_master.md.
 --
 -- Personal columns (id_number, mobile, personal_email, bank_account, salary) are TEXT: with the
 -- sql connector's encrypt_pii = true (the default) they hold hub1. ciphertexts, and the
@@ -89,6 +91,8 @@ CREATE TABLE contracts (
     probation_end     DATE,
     status            VARCHAR(16)  NOT NULL DEFAULT 'draft',
     signed_at         DATETIME(6),
+    document_sha256   CHAR(64),                               -- SHA-256 of the signed file
+    econtract_ref     VARCHAR(128),                           -- the e-contract vendor's sign flow / envelope id
     created_at        DATETIME(6)  NOT NULL DEFAULT UTC_TIMESTAMP(6),
     updated_at        DATETIME(6)  NOT NULL DEFAULT UTC_TIMESTAMP(6),
     CONSTRAINT contracts_contract_no_key UNIQUE (contract_no),

@@ -78,6 +78,8 @@ CREATE TABLE contracts (
     status            VARCHAR(16)  NOT NULL DEFAULT 'draft'
         CHECK (status IN ('draft', 'signed', 'active', 'expired', 'terminated', 'cancelled')),
     signed_at         DATETIME,
+    document_sha256   CHAR(64),
+    econtract_ref     VARCHAR(128),
     created_at        DATETIME     NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),
     updated_at        DATETIME     NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),
     CONSTRAINT contracts_contract_no_key UNIQUE (contract_no),

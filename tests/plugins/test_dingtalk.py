@@ -11,15 +11,16 @@ again); work notices delivered once a day; the address book read through the Air
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from airbyte_cdk.models import Status
-from hub_dingtalk.actions import CreateUser, SendWelcome, StartApproval
-from hub_dingtalk.client import ApprovalRequest, DingTalkClient, NewHire
+from hub_dingtalk.actions import CreateUser, SendWelcome, StartApproval, UpdateUser
+from hub_dingtalk.client import ApprovalRequest, DingTalkClient, NewHire, hired_date_ms
 from hub_dingtalk.errors import DingTalkAuthError, DingTalkConflict, DingTalkRateLimited
 from hub_dingtalk.source import DingTalkSource
 from hub_dingtalk.webhook import DingTalkVerifier
@@ -174,6 +175,14 @@ def test_create_user_is_idempotent_when_the_answer_is_lost(sim: DingTalkSimulato
     assert user.hired_date == int(datetime(2026, 12, 1, tzinfo=china).timestamp() * 1000)  # ms
     again = client.upsert_user(hire(title="数据分析师"))
     assert not again.created and sim.accounts == 1 and sim.users["H30001"].title == "数据分析师"
+
+
+def test_create_user_whose_connection_dropped_is_made_once(sim: DingTalkSimulator) -> None:
+    client = client_of(sim)
+    sim.drop_replies("/topapi/v2/user/create")  # DingTalk creates the member, the connection closes
+    result = client.upsert_user(hire())
+    assert result.userid == "H30001" and result.created
+    assert sim.accounts == 1 and statuses(sim, "/user/create") == [0]  # looked up, not sent again
 
 
 def test_taken_mobile_is_a_conflict_that_names_no_number(sim: DingTalkSimulator) -> None:
@@ -352,6 +361,7 @@ def test_actions_are_registered_by_the_plugin() -> None:
         "dingtalk.create_user",
         "dingtalk.start_approval",
         "dingtalk.send_welcome",
+        "dingtalk.update_user",
     }
 
 
@@ -406,6 +416,67 @@ def test_send_welcome_action(sim: DingTalkSimulator) -> None:
     SendWelcome().perform(ctx)
     SendWelcome().perform(ctx)
     assert sim.messages == 1 and sim.notices[0].userid == "H30001"
+
+
+def final_results(created: Any, employee_no: str = "H2030001") -> dict[str, TaskResult]:
+    """The case's results when the contract is signed: the member and the HR master record."""
+    return {
+        "create_oa_account": TaskResult(ref=created.ref, data=created.data),
+        "create_hr_record": TaskResult(
+            data={"employee_no": employee_no, "contract_no": f"{employee_no}-C01"}
+        ),
+    }
+
+
+def test_update_user_action_syncs_the_final_record_onto_the_created_member(sim: DingTalkSimulator) -> None:
+    created = CreateUser().perform(context(sim, "create_user"))
+    # the final record: another department, title and start date, and no mobile (an update needs none)
+    final = {
+        **{k: v for k, v in CASE.items() if k != "phone"},
+        "department": "DATA",
+        "job_title": "资深后端工程师",
+        "start_date": "2026-12-15",
+    }
+    ctx = context(
+        sim, "update_user", case=final, options={"manager_userid": "D00003"}, results=final_results(created)
+    )
+    action = UpdateUser()
+    outcome = action.perform(ctx)
+    assert outcome.kind == OutcomeKind.DONE and outcome.ref == ExternalRef("H30001", "dingtalk_user")
+    assert dict(outcome.data) == {"dingtalk_userid": "H30001", "job_number": "H2030001"}
+    user = sim.users["H30001"]
+    assert (user.job_number, user.title, user.dept_id_list, user.manager_userid) == (
+        "H2030001",
+        "资深后端工程师",
+        [3],
+        "D00003",
+    )
+    assert user.hired_date == hired_date_ms(date(2026, 12, 15)) and user.mobile == "13712340001"
+    assert sim.updates == 1 and "H2030001" not in sim.users
+    snapshot = dataclasses.asdict(user)
+    assert action.perform(ctx).data == outcome.data  # a retried attempt: the same update again
+    assert dataclasses.asdict(sim.users["H30001"]) == snapshot and sim.updates == 2 and sim.accounts == 1
+    action.undo(context(sim, "update_user", ref=outcome.ref))  # nothing to undo: the member stays
+    assert "H30001" in sim.users
+
+
+def test_update_user_action_without_an_hr_record_keeps_the_case_job_number(sim: DingTalkSimulator) -> None:
+    created = CreateUser().perform(context(sim, "create_user"))
+    results = {"create_oa_account": TaskResult(ref=created.ref)}
+    UpdateUser().perform(context(sim, "update_user", results=results))
+    assert sim.users["H30001"].job_number == "H30001"
+
+
+def test_update_user_action_for_a_deleted_member_goes_to_an_operator(sim: DingTalkSimulator) -> None:
+    created = CreateUser().perform(context(sim, "create_user"))
+    CreateUser().undo(context(sim, "create_user", ref=created.ref))  # deleted at DingTalk meanwhile
+    with pytest.raises(ActionFailed) as caught:
+        UpdateUser().perform(context(sim, "update_user", results=final_results(created)))
+    assert caught.value.permanent and "task 'create_oa_account' created is gone" in caught.value.reason
+    with pytest.raises(ActionFailed) as caught:
+        UpdateUser().perform(context(sim, "update_user"))
+    assert caught.value.permanent and "task 'create_oa_account' has no DingTalk member" in caught.value.reason
+    assert sim.updates == 0
 
 
 def connector_toml(sim: DingTalkSimulator) -> str:
@@ -470,6 +541,32 @@ def test_onboarding_case_end_to_end_with_repeated_and_late_callbacks(
     assert outcomes[0] == CallbackStatus.MATCHED and CallbackStatus.MATCHED not in outcomes[1:]
     assert flow.show(case_id).status == "COMPLETED"
     assert sim.accounts == 1 and sim.approvals == 1 and sim.messages == 1
+
+
+def test_onboarding_case_makes_each_object_once_when_every_write_loses_its_connection(
+    sim: DingTalkSimulator, receiver: Receiver, write_project: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim.approval_delay = 3600
+    sim.drop_replies("/topapi/v2/user/create")
+    sim.drop_replies("/v1.0/workflow/processInstances", method="POST")
+    sim.drop_replies("/asyncsend_v2")
+    flow = flow_of(sim, write_project, monkeypatch)
+    case_id, _ = case_through_late_callbacks(
+        flow,
+        CASE,
+        sim,
+        receiver,
+        verifier_of(sim),
+        StartApproval(),
+        lambda instance_id: sim.decide(instance_id, agree=True),
+    )
+    assert flow.show(case_id).status == "COMPLETED"
+    assert sim.accounts == 1 and sim.approvals == 1 and sim.messages == 1
+    created = [
+        s for m, p, s in sim.requests if m == "POST" and p.startswith("/v1.0/workflow/processInstances")
+    ]
+    assert created == [0]  # found by its reference, not started again
+    assert statuses(sim, "/user/create") == [0] and statuses(sim, "/asyncsend_v2")[0] == 0
 
 
 def test_cancelled_case_undoes_the_account(

@@ -10,15 +10,16 @@ order); messages de-duplicated by ``uuid``; contacts read through the Airbyte so
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from airbyte_cdk.models import Status
-from hub_feishu.actions import CreateUser, SendWelcome, StartApproval
-from hub_feishu.client import ApprovalRequest, FeishuClient, NewHire
+from hub_feishu.actions import CreateUser, SendWelcome, StartApproval, UpdateUser
+from hub_feishu.client import ApprovalRequest, FeishuClient, NewHire, join_time
 from hub_feishu.errors import FeishuAuthError, FeishuConflict, FeishuRateLimited
 from hub_feishu.source import FeishuSource
 from hub_feishu.webhook import FeishuVerifier
@@ -155,6 +156,17 @@ def test_create_user_is_idempotent_by_client_token_when_the_answer_is_lost(sim: 
     assert user.join_time == int(datetime(2026, 12, 1, tzinfo=china).timestamp())
     again = client.upsert_user(hire(title="机器学习工程师"), KEY)
     assert not again.created and sim.accounts == 1 and sim.users["H50001"].job_title == "机器学习工程师"
+
+
+def test_create_user_whose_connection_dropped_is_sent_again_with_its_client_token(
+    sim: FeishuSimulator,
+) -> None:
+    client = client_of(sim)
+    sim.drop_replies("/open-apis/contact/v3/users", exact=True)  # made, then the connection closes
+    result = client.upsert_user(hire(), KEY)
+    assert result.user_id == "H50001" and result.created
+    assert sim.accounts == 1
+    assert statuses(sim, "/contact/v3/users?") == [0, 200]  # the same client_token, the same user
 
 
 def test_client_token_reused_with_another_body_is_refused(sim: FeishuSimulator) -> None:
@@ -331,7 +343,12 @@ def context(sim: FeishuSimulator, task: str, **extra: Any) -> ActionContext:
 def test_actions_are_registered_by_the_plugin() -> None:
     import hub_feishu
 
-    assert action_names(hub_feishu) == {"feishu.create_user", "feishu.start_approval", "feishu.send_welcome"}
+    assert action_names(hub_feishu) == {
+        "feishu.create_user",
+        "feishu.start_approval",
+        "feishu.send_welcome",
+        "feishu.update_user",
+    }
 
 
 def test_create_user_action_and_undo(sim: FeishuSimulator) -> None:
@@ -384,6 +401,67 @@ def test_send_welcome_action(sim: FeishuSimulator) -> None:
     SendWelcome().perform(ctx)
     SendWelcome().perform(ctx)
     assert sim.messages == 1 and sim.sent_messages[0]["receive_id"] == "H50001"
+
+
+def final_results(created: Any, employee_no: str = "H2030001") -> dict[str, TaskResult]:
+    """The case's results when the contract is signed: the user and the HR master record."""
+    return {
+        "create_oa_account": TaskResult(ref=created.ref, data=created.data),
+        "create_hr_record": TaskResult(
+            data={"employee_no": employee_no, "contract_no": f"{employee_no}-C01"}
+        ),
+    }
+
+
+def test_update_user_action_syncs_the_final_record_onto_the_created_user(sim: FeishuSimulator) -> None:
+    created = CreateUser().perform(context(sim, "create_user"))
+    CreateUser().undo(context(sim, "create_user", ref=created.ref))  # frozen: the update thaws it
+    final = {
+        **{k: v for k, v in CASE.items() if k != "phone"},
+        "department": "DATA",
+        "job_title": "高级数据分析师",
+        "start_date": "2026-12-15",
+    }
+    ctx = context(
+        sim, "update_user", case=final, options={"manager_user_id": "F00003"}, results=final_results(created)
+    )
+    action = UpdateUser()
+    outcome = action.perform(ctx)
+    assert outcome.kind == OutcomeKind.DONE and outcome.ref == ExternalRef("H50001", "feishu_user")
+    assert dict(outcome.data) == {"feishu_user_id": "H50001", "job_number": "H2030001"}
+    user = sim.users["H50001"]
+    assert (user.employee_no, user.job_title, user.department_ids, user.leader_user_id) == (
+        "H2030001",
+        "高级数据分析师",
+        ["d3"],
+        "F00003",
+    )
+    assert user.join_time == join_time(date(2026, 12, 15)) and not user.is_frozen
+    assert user.mobile == "13612340001" and "H2030001" not in sim.users
+    updates = sim.updates  # the freeze above was one
+    snapshot = dataclasses.asdict(user)
+    assert action.perform(ctx).data == outcome.data  # a retried attempt: the same update again
+    assert dataclasses.asdict(sim.users["H50001"]) == snapshot
+    assert sim.updates == updates + 1 and sim.accounts == 1
+    action.undo(context(sim, "update_user", ref=outcome.ref))  # nothing to undo
+    assert not sim.users["H50001"].is_frozen
+
+
+def test_update_user_action_refusals_go_to_an_operator(sim: FeishuSimulator) -> None:
+    created = CreateUser().perform(context(sim, "create_user"))
+    taken = sim.users["F00009"].employee_no
+    with pytest.raises(ActionFailed) as caught:  # the HR master's number is another user's at Feishu
+        UpdateUser().perform(context(sim, "update_user", results=final_results(created, employee_no=taken)))
+    assert caught.value.permanent and "44051" in caught.value.reason
+    missing = {"create_oa_account": TaskResult(ref=ExternalRef("nobody01", "feishu_user"))}
+    with pytest.raises(ActionFailed) as caught:
+        UpdateUser().perform(context(sim, "update_user", results=missing))
+    assert caught.value.permanent and "task 'create_oa_account' created is gone" in caught.value.reason
+    other_vendor = {"create_oa_account": TaskResult(ref=ExternalRef("H50001", "wecom_user"))}
+    with pytest.raises(ActionFailed) as caught:  # another plugin's account is not this user
+        UpdateUser().perform(context(sim, "update_user", results=other_vendor))
+    assert caught.value.permanent and "has no Feishu user" in caught.value.reason
+    assert sim.users["H50001"].employee_no == "H50001" and sim.updates == 0
 
 
 def connector_toml(sim: FeishuSimulator) -> str:
@@ -444,6 +522,29 @@ def test_onboarding_case_end_to_end_with_repeated_and_late_callbacks(
     assert outcomes[0] == CallbackStatus.MATCHED and CallbackStatus.MATCHED not in outcomes[1:]
     assert flow.show(case_id).status == "COMPLETED"
     assert sim.accounts == 1 and sim.approvals == 1 and sim.messages == 1
+
+
+def test_onboarding_case_makes_each_object_once_when_every_write_loses_its_connection(
+    sim: FeishuSimulator, receiver: Receiver, write_project: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim.approval_delay = 3600
+    writes = ("/open-apis/contact/v3/users", "/open-apis/approval/v4/instances", "/open-apis/im/v1/messages")
+    for path in writes:
+        sim.drop_replies(path, exact=True, method="POST")  # Feishu acts, the connection closes
+    flow = flow_of(sim, write_project, monkeypatch)
+    case_id, _ = case_through_late_callbacks(
+        flow,
+        CASE,
+        sim,
+        receiver,
+        verifier_of(sim),
+        StartApproval(),
+        lambda code: sim.decide(code, approve=True),
+    )
+    assert flow.show(case_id).status == "COMPLETED"
+    assert sim.accounts == 1 and sim.approvals == 1 and sim.messages == 1
+    posted = [[s for m, p, s in sim.requests if m == "POST" and p.split("?")[0] == w] for w in writes]
+    assert [sent[0] for sent in posted] == [0, 0, 0]  # each sent again with its token or uuid
 
 
 def test_cancelled_case_undoes_the_account(

@@ -9,6 +9,7 @@ message de-duplicated, and the address book read through the Airbyte source with
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 from airbyte_cdk.models import Status
-from hub_wecom.actions import CreateUser, SendWelcome, StartApproval
+from hub_wecom.actions import CreateUser, SendWelcome, StartApproval, UpdateUser
 from hub_wecom.client import ApprovalRequest, NewHire, WeComClient
 from hub_wecom.errors import WeComAuthError, WeComConflict, WeComError, WeComRateLimited
 from hub_wecom.source import WeComSource
@@ -190,6 +191,14 @@ def test_create_user_sent_again_when_it_never_arrived(sim: WeComSimulator) -> No
     result = client.upsert_user(hire())
     assert result.created and sim.accounts == 1
     assert paths(sim, "/user/create") == [502, 200]
+
+
+def test_create_user_whose_connection_dropped_is_made_once(sim: WeComSimulator) -> None:
+    client = client_of(sim)
+    sim.drop_replies("/user/create")  # WeCom creates the member, then the connection closes unanswered
+    result = client.upsert_user(hire())
+    assert result.userid == "H10001" and result.created
+    assert sim.accounts == 1 and paths(sim, "/user/create") == [0]  # looked up, not sent again
 
 
 def test_taken_mobile_is_a_conflict_that_names_no_number(sim: WeComSimulator) -> None:
@@ -370,7 +379,12 @@ def context(sim: WeComSimulator, task: str, **extra: Any) -> ActionContext:
 def test_actions_are_registered_by_the_plugin() -> None:
     import hub_wecom
 
-    assert action_names(hub_wecom) == {"wecom.create_user", "wecom.start_approval", "wecom.send_welcome"}
+    assert action_names(hub_wecom) == {
+        "wecom.create_user",
+        "wecom.start_approval",
+        "wecom.send_welcome",
+        "wecom.update_user",
+    }
 
 
 def test_create_user_action_finds_performs_and_undoes(sim: WeComSimulator) -> None:
@@ -443,6 +457,90 @@ def test_send_welcome_action_uses_the_created_member(sim: WeComSimulator) -> Non
     SendWelcome().perform(ctx)  # a retried attempt
     assert sim.messages == 1
     assert sim.sent_messages[0]["content"] == "欢迎测试员工，2026-12-01见！"
+
+
+def final_results(
+    created: Any, employee_no: str = "H2030001", user_task: str = "create_oa_account"
+) -> dict[str, TaskResult]:
+    """The case's results when the contract is signed: the member and the HR master record."""
+    return {
+        user_task: TaskResult(ref=created.ref, data=created.data),
+        "create_hr_record": TaskResult(
+            data={"employee_no": employee_no, "contract_no": f"{employee_no}-C01"}
+        ),
+    }
+
+
+def test_update_user_action_syncs_the_final_record_onto_the_created_member(sim: WeComSimulator) -> None:
+    created = CreateUser().perform(context(sim, "create_user"))
+    # since the account was made: another department, a new title and manager; no mobile needed
+    final = {
+        **{k: v for k, v in CASE.items() if k != "phone"},
+        "department": "DATA",
+        "job_title": "高级数据标注工程师",
+    }
+    ctx = context(
+        sim,
+        "update_user",
+        case=final,
+        options={"manager_userid": "E00003", "job_number_attr": "工号"},
+        results=final_results(created),
+    )
+    action = UpdateUser()
+    outcome = action.perform(ctx)
+    assert outcome.kind == OutcomeKind.DONE and outcome.ref == ExternalRef("H10001", "wecom_user")
+    assert dict(outcome.data) == {"wecom_userid": "H10001", "job_number": "H2030001"}
+    member = sim.members["H10001"]  # the member create_user made, not one derived from the new number
+    assert (member.department, member.main_department, member.position) == ([3], 3, "高级数据标注工程师")
+    assert member.direct_leader == ["E00003"] and member.extattr == {"工号": "H2030001"}
+    assert member.enable == 1 and member.mobile == "13912340001"  # the mobile is left as it is
+    assert "H2030001" not in sim.members and sim.updates == 1
+    got = client_of(sim).get_user("H10001")
+    assert got is not None and got["extattr"]["attrs"] == [
+        {"type": 0, "name": "工号", "text": {"value": "H2030001"}}
+    ]
+
+    snapshot = dataclasses.asdict(member)
+    assert action.perform(ctx).data == outcome.data  # a retried attempt: the same update again
+    assert dataclasses.asdict(sim.members["H10001"]) == snapshot and sim.updates == 2 and sim.accounts == 1
+    action.undo(context(sim, "update_user", ref=outcome.ref))  # nothing to undo
+    assert sim.members["H10001"].enable == 1 and sim.updates == 2
+
+
+def test_update_user_action_without_job_number_attribute_or_an_undefined_one(sim: WeComSimulator) -> None:
+    created = CreateUser().perform(context(sim, "create_user"))
+    UpdateUser().perform(context(sim, "update_user", results=final_results(created)))
+    assert sim.members["H10001"].extattr == {}
+    options = {"manager_userid": "E00002", "job_number_attr": "未定义的字段"}
+    UpdateUser().perform(context(sim, "update_user", options=options, results=final_results(created)))
+    assert sim.members["H10001"].extattr == {} and sim.updates == 2  # WeCom ignores unknown names
+
+
+def test_update_user_action_refusals_go_to_an_operator(sim: WeComSimulator) -> None:
+    created = CreateUser().perform(context(sim, "create_user"))
+    with pytest.raises(ActionFailed) as caught:  # no create_user result under the default task name
+        UpdateUser().perform(
+            context(sim, "update_user", results=final_results(created, user_task="oa_account"))
+        )
+    assert caught.value.permanent and "task 'create_oa_account'" in caught.value.reason
+    # options.user_task names the task
+    renamed = context(
+        sim,
+        "update_user",
+        options={"user_task": "oa_account"},
+        results=final_results(created, user_task="oa_account"),
+    )
+    assert UpdateUser().perform(renamed).kind == OutcomeKind.DONE
+    gone = {"create_oa_account": TaskResult(ref=ExternalRef("GONE01", "wecom_user"))}
+    with pytest.raises(ActionFailed) as caught:
+        UpdateUser().perform(context(sim, "update_user", results=gone))
+    assert caught.value.permanent and "task 'create_oa_account' created is gone" in caught.value.reason
+    with pytest.raises(ActionFailed) as caught:  # an unmapped department: refused before any update
+        UpdateUser().perform(
+            context(sim, "update_user", case={**CASE, "department": "NOPE"}, results=final_results(created))
+        )
+    assert caught.value.permanent and "NOPE" in caught.value.reason
+    assert sim.updates == 1 and "GONE01" not in sim.members
 
 
 # -- hub config check / hub connectors check ---------------------------------------------------
@@ -518,6 +616,28 @@ def test_onboarding_case_end_to_end_with_repeated_and_late_callbacks(
     assert sim.accounts == 1 and len(sim.approvals) == 1 and sim.messages == 1
     assert sim.sent_messages[0]["content"] == "欢迎测试员工！"
     assert "13912340001" not in str(flow.show(case_id).as_dict())  # shown masked
+
+
+def test_onboarding_case_makes_each_object_once_when_every_write_loses_its_connection(
+    sim: WeComSimulator, receiver: Receiver, write_project: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim.approval_delay = 3600
+    writes = ("/user/create", "/oa/applyevent", "/message/send")
+    for path in writes:
+        sim.drop_replies(path)  # WeCom acts, then the connection closes unanswered
+    flow = flow_of(sim, write_project, monkeypatch)
+    case_id, _ = case_through_late_callbacks(
+        flow,
+        CASE,
+        sim,
+        receiver,
+        verifier_of(sim),
+        StartApproval(),
+        lambda sp_no: sim.decide(sp_no, approve=True),
+    )
+    assert flow.show(case_id).status == "COMPLETED"
+    assert sim.accounts == 1 and len(sim.approvals) == 1 and sim.messages == 1
+    assert [paths(sim, path)[0] for path in writes] == [0, 0, 0]
 
 
 def test_cancelled_case_disables_the_member(
