@@ -55,6 +55,10 @@ OFFER_CODED = ("employment_type", "contract_type")
 REFERENCES = ("application_remote_id", "candidate_remote_id", "job_remote_id")
 
 
+class IntakeBusy(HubError):
+    """Another process is running the intake now: this pass leaves it to that one."""
+
+
 class IntakeError(HubError):
     """The canonical store cannot give what a case needs (never carries personal data)."""
 
@@ -142,16 +146,19 @@ class OfferStore:
             offers = self._rows(engine, "Offer", "offers", ids)
             wanted = sorted({ref for o in offers.values() if (ref := o.ref("candidate"))})
             candidates = self._rows(engine, "Candidate", "candidates", wanted)
+            job_ids = sorted({ref for o in offers.values() if (ref := o.ref("job"))})
+            jobs = self._rows(engine, "Job", "jobs", job_ids)
         finally:
             engine.dispose()
         out: dict[str, tuple[Row, dict[str, Any]]] = {}
         for remote_id, offer in offers.items():
             candidate = candidates.get(offer.ref("candidate") or "")
-            out[remote_id] = (offer, self.case_data(offer, candidate))
+            out[remote_id] = (offer, self.case_data(offer, candidate, jobs.get(offer.ref("job") or "")))
         return out
 
-    def case_data(self, offer: Row, candidate: Row | None) -> dict[str, Any]:
-        """What a case keeps of an offer, its candidate and their Person."""
+    def case_data(self, offer: Row, candidate: Row | None, job: Row | None = None) -> dict[str, Any]:
+        """What a case keeps of an offer, its candidate and their Person (and the job's title and
+        code when the offer does not name them: ATSs such as Greenhouse keep them on the job)."""
         data: dict[str, Any] = {}
         person_id = self._access.person_of(candidate) if candidate is not None else None
         if person_id:
@@ -183,6 +190,11 @@ class OfferStore:
         for key in OFFER_CODED:
             if coded(offer.get(key)):
                 data[key] = coded(offer.get(key))
+        if job is not None:
+            if not data.get("job_title") and job.get("title"):
+                data["job_title"] = job.get("title")
+            if job.get("code"):
+                data.setdefault("job_code", job.get("code"))
         compensation = offer.get("compensation")
         if compensation not in (None, ""):
             data["salary"] = compensation
@@ -215,15 +227,30 @@ class IntakeReport:
         }
 
 
+def event_entities(project: Project, entity: str) -> list[str]:
+    """The names change events of ``entity`` carry: the entity's own, and the destination
+    stream of every pipeline stream mapped into it (``destination_stream = "offers"``)."""
+    names = {entity}
+    for pipeline in project.settings.pipelines.values():
+        for selection in pipeline.streams:
+            if selection.mapping is None or not selection.destination_stream:
+                continue
+            spec = project.mappings.get(selection.mapping)
+            if spec is not None and spec.entity == entity:
+                names.add(selection.destination_stream)
+    return sorted(names)
+
+
 def intake(flow: OnboardingFlow, *, batch: int = 500, now: datetime | None = None) -> IntakeReport:
     """Open a case for every accepted offer among the change events since the last intake."""
     report = IntakeReport()
     lease = LeaseHolder(flow.db, INTAKE_CHECKPOINT, ttl=300)
     if not lease.try_acquire():
-        raise HubError("another onboarding intake is running")
+        raise IntakeBusy("another onboarding intake is running")
     try:
         store = OfferStore(flow.project, flow.config.store)
         spec = flow.config.intake
+        entities = event_entities(flow.project, spec.entity)
         while True:
             with flow.db.session() as session:
                 checkpoint = session.get(JobCheckpoint, INTAKE_CHECKPOINT)
@@ -231,7 +258,7 @@ def intake(flow: OnboardingFlow, *, batch: int = 500, now: datetime | None = Non
                 events = list(
                     session.execute(
                         select(ChangeEvent)
-                        .where(ChangeEvent.entity == spec.entity, ChangeEvent.id > after)
+                        .where(ChangeEvent.entity.in_(entities), ChangeEvent.id > after)
                         .order_by(ChangeEvent.id)
                         .limit(batch)
                     ).scalars()

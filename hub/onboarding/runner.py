@@ -129,7 +129,14 @@ class OnboardingRunner:
         """
         report = RunReport()
         if self.before_pass is not None:
-            self.before_pass()
+            from hub.onboarding.intake import IntakeBusy
+
+            try:
+                self.before_pass()
+            except IntakeBusy:
+                log.debug("onboarding intake: another runner has it this pass")
+            except Exception as exc:  # noqa: BLE001 - the due tasks still run
+                log.error("onboarding intake failed: %s", mask_text(f"{type(exc).__name__}: {exc}"))
         self._finish_cancellations(now, report)
         seen: set[int] = set()
         while not self._stop.is_set():

@@ -44,7 +44,7 @@ import orjson
 import requests
 
 from hub.sandbox.base import Faults, RateLimit, Request, Response, Simulator, iso, route
-from hub.sandbox.people import DEPARTMENTS, TITLES, Person, people, person
+from hub.sandbox.people import DEPARTMENTS, TITLES, Person, bank_card, people, person
 
 DAY = 86_400.0
 MAX_PER_PAGE = 500
@@ -379,10 +379,12 @@ class GreenhouseSimulator(Simulator):
         if fresh:
             apps = [self._new_application(cid, created, rng, fresh=True)]
         else:
-            apps = [
-                self._new_application(cid, created + rng.uniform(0, 2) * DAY, rng)
-                for _ in range(2 if rng.random() < 0.2 else 1)
-            ]
+            apps = []
+            for _ in range(2 if rng.random() < 0.2 else 1):
+                hired = any(a["status"] == "hired" for a in apps)  # hired once, not twice
+                apps.append(
+                    self._new_application(cid, created + rng.uniform(0, 2) * DAY, rng, may_hire=not hired)
+                )
         phone = mobile(who)
         touched = max([created, *(self._epoch(a["last_activity_at"]) for a in apps)])
         stamp = iso(touched)
@@ -449,13 +451,19 @@ class GreenhouseSimulator(Simulator):
         return candidate
 
     def _new_application(
-        self, candidate_id: int, applied: float, rng: random.Random, *, fresh: bool = False
+        self,
+        candidate_id: int,
+        applied: float,
+        rng: random.Random,
+        *,
+        fresh: bool = False,
+        may_hire: bool = True,
     ) -> dict[str, Any]:
         """An application with its interviews, scorecards and offer; ``fresh``: just applied, none yet."""
         aid = self._next_id("applications", 50_000_000)
         job = rng.choice(self.jobs)
         roll = 1.0 if fresh else rng.random()
-        status = "hired" if roll < 0.08 else "rejected" if roll < 0.28 else "active"
+        status = "hired" if roll < 0.08 and may_hire else "rejected" if 0.08 <= roll < 0.28 else "active"
         stage_index = len(STAGES) - 1 if status == "hired" else 0 if fresh else rng.randrange(len(STAGES))
         source = SOURCES.index(rng.choice(SOURCES))
         application: dict[str, Any] = {
@@ -618,6 +626,8 @@ class GreenhouseSimulator(Simulator):
                     "salary_months": {"name": "Salary months", "type": "number", "value": 14},
                 },
             }
+            if offer_status == "accepted":
+                self._onboarding_fields(self._tables["offers"][offer_id])
         application["last_activity_at"] = iso(latest)
         self._tables["applications"][aid] = application
         return application
@@ -688,6 +698,94 @@ class GreenhouseSimulator(Simulator):
             candidate = self._new_candidate(person(index, rng), self._later_than_all(), rng, fresh=True)
             self._changed()
             return copy.deepcopy(candidate)
+
+    def applications_at_offer(self) -> list[int]:
+        """Ids of the active applications whose offer is still open (``unresolved``), oldest first."""
+        with self._lock:
+            return sorted(
+                o["application_id"]
+                for o in self._tables["offers"].values()
+                if o["status"] == "unresolved"
+                and self._tables["applications"][o["application_id"]]["status"] == "active"
+            )
+
+    def accept_offer(
+        self, application_id: int, *, term_months: int = 36, probation_months: int = 6
+    ) -> dict[str, Any]:
+        """The candidate accepts the offer of an application, now (one is made if it has none).
+
+        The offer turns ``accepted`` and carries what the tenant's offer custom fields collect
+        for onboarding (contract term, probation, the payroll bank account); the application is
+        ``hired``. Both get an ``updated_at`` past every other record, so an incremental sync
+        reads them. Returns the offer.
+        """
+        with self._lock:
+            application = self._tables["applications"][application_id]
+            offer = next(
+                (o for o in self._tables["offers"].values() if o["application_id"] == application_id), None
+            )
+            latest = max(
+                self._epoch(r["updated_at"])
+                for table in ("candidates", "offers")
+                for r in self._tables[table].values()
+            )
+            moment = max(self.clock(), latest + 0.001)
+            stamp = iso(moment)
+            rng = random.Random(f"{self._seed}:offer:{application_id}")
+            if offer is None:
+                job_id = application["jobs"][0]["id"]
+                offer = {
+                    "id": self._next_id("offers", 80_000_000),
+                    "version": 1,
+                    "application_id": application_id,
+                    "job_id": job_id,
+                    "candidate_id": application["candidate_id"],
+                    "opening": None,
+                    "created_at": stamp,
+                    "sent_at": stamp,
+                    "starts_at": datetime.fromtimestamp(moment + 30 * DAY, UTC).date().isoformat(),
+                    "custom_fields": {},
+                    "keyed_custom_fields": {},
+                }
+                salary = rng.randrange(12_000, 60_000, 500)
+                offer["custom_fields"].update(
+                    employment_type="Full-time", salary={"amount": salary, "unit": "CNY"}, salary_months=14
+                )
+                offer["keyed_custom_fields"].update(
+                    employment_type={
+                        "name": "Employment Type",
+                        "type": "single_select",
+                        "value": "Full-time",
+                    },
+                    salary={
+                        "name": "Monthly salary",
+                        "type": "currency",
+                        "value": {"amount": salary, "unit": "CNY"},
+                    },
+                    salary_months={"name": "Salary months", "type": "number", "value": 14},
+                )
+                self._tables["offers"][offer["id"]] = offer
+            offer.update(status="accepted", resolved_at=stamp, updated_at=stamp)
+            self._onboarding_fields(offer, term_months, probation_months)
+            application.update(status="hired", last_activity_at=stamp)
+            self._changed()
+            return copy.deepcopy(offer)
+
+    def _onboarding_fields(
+        self, offer: dict[str, Any], term_months: int = 36, probation_months: int = 6
+    ) -> None:
+        """The offer custom fields a tenant fills when the offer is accepted: contract term,
+        probation and the payroll bank account (from its own seeded generator, so adding them
+        changes no other generated value)."""
+        account = bank_card(random.Random(f"{self._seed}:bank:{offer['application_id']}"))
+        offer["custom_fields"].update(
+            contract_term_months=term_months, probation_months=probation_months, bank_account=account
+        )
+        offer["keyed_custom_fields"].update(
+            contract_term_months={"name": "Contract term (months)", "type": "number", "value": term_months},
+            probation_months={"name": "Probation (months)", "type": "number", "value": probation_months},
+            bank_account={"name": "Payroll bank account", "type": "short_text", "value": account},
+        )
 
     def records(self, resource: str) -> list[dict[str, Any]]:
         """Every record of a resource, by id (copies)."""

@@ -74,6 +74,16 @@ _MOBILE_PREFIXES = (
 )
 
 
+def bank_card(rng: random.Random) -> str:
+    """A 19-digit UnionPay debit card number (ICBC's 622202 prefix) with a valid Luhn digit."""
+    body = "622202" + "".join(str(rng.randrange(10)) for _ in range(12))
+    total = 0
+    for position, digit in enumerate(reversed(body)):
+        value = int(digit) * (2 if position % 2 == 0 else 1)
+        total += value - 9 if value > 9 else value
+    return body + str((10 - total % 10) % 10)
+
+
 def mobile(rng: random.Random) -> str:
     return f"{rng.choice(_MOBILE_PREFIXES)}{rng.randint(0, 99999999):08d}"
 

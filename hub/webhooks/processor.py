@@ -184,7 +184,7 @@ class InboxProcessor:
             else:
                 processed += self.inbox.mark_processed(ids, outcome.run_ids, outcome.note)
                 if outcome.note:
-                    log.warning("%d event(s) of %s processed: %s", len(ids), connector, outcome.note)
+                    log.info("%d event(s) of %s processed: %s", len(ids), connector, outcome.note)
         if groups:
             self._flush_key_counters()
         return processed
