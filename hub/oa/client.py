@@ -17,7 +17,9 @@ A vendor client implements the hooks (``get_user``, ``account_by_mobile``, ``cre
 from __future__ import annotations
 
 import re
+import threading
 from abc import abstractmethod
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -38,6 +40,33 @@ D = TypeVar("D", int, str)
 def china_midnight(value: date) -> int:
     """Midnight of ``value`` in China time, in seconds since the epoch (a hire date at the vendor)."""
     return int(datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp()) - CHINA_OFFSET_S
+
+
+class FormReferences:
+    """Per-process memory of hub's reference in each submitted approval form.
+
+    Neither WeCom nor DingTalk can filter approvals by a form value, so finding the approval of
+    a case reads each candidate approval's detail. A submitted form never changes: each answer is
+    kept (bounded, least recently used dropped first), so a later look-up reads only approvals it
+    has not seen, instead of every approval on every attempt. Keys include the API's base URL.
+    """
+
+    def __init__(self, limit: int = 50_000) -> None:
+        self._known: OrderedDict[tuple[str, ...], str | None] = OrderedDict()
+        self._lock = threading.Lock()
+        self._limit = limit
+
+    def reference(self, key: tuple[str, ...], read: Callable[[], str | None]) -> str | None:
+        with self._lock:
+            if key in self._known:
+                self._known.move_to_end(key)
+                return self._known[key]
+        value = read()
+        with self._lock:
+            self._known[key] = value
+            while len(self._known) > self._limit:
+                self._known.popitem(last=False)
+        return value
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -64,9 +64,11 @@ from typing import Any
 
 import requests
 
-from hub.oa.client import Hire, OAClient, OASettings, china_midnight
+from hub.oa.client import FormReferences, Hire, OAClient, OASettings, china_midnight
 from hub.vendor_http import Answer
 from hub_dingtalk.errors import KINDS, DingTalkError, DingTalkNotFound, DingTalkRateLimited, describe
+
+_REFERENCES = FormReferences()
 
 DEFAULT_BASE_URL = "https://oapi.dingtalk.com"
 DEFAULT_API_BASE_URL = "https://api.dingtalk.com"
@@ -444,6 +446,16 @@ class DingTalkClient(OAClient[DingTalkSettings, NewHire]):
         return result
 
     def _reference_of(self, instance_id: str) -> str | None:
+        """hub's reference in an approval's form (remembered: see FormReferences)."""
+        key = (
+            self.settings.api_base_url,
+            self.settings.process_code,
+            self.settings.reference_field,
+            instance_id,
+        )
+        return _REFERENCES.reference(key, lambda: self._read_reference(instance_id))
+
+    def _read_reference(self, instance_id: str) -> str | None:
         for component in self._instance(instance_id).get("formComponentValues") or []:
             if component.get("name") == self.settings.reference_field:
                 return str(component.get("value") or "")

@@ -44,20 +44,15 @@ What was checked, and where (searched 2026-11; nothing was run against WeCom its
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hub.oa.client import Hire, OAClient, OASettings
+from hub.oa.client import FormReferences, Hire, OAClient, OASettings
 from hub.vendor_http import Answer
 from hub_wecom.errors import KINDS, WeComError, WeComNotFound
 
-#: (API base URL, corp id, reference control, sp_no) -> hub's reference in that approval's form
-_REFERENCES: OrderedDict[tuple[str, str, str, str], str | None] = OrderedDict()
-_REFERENCES_LOCK = threading.Lock()
-_REFERENCES_MAX = 50_000
+_REFERENCES = FormReferences()
 
 DEFAULT_BASE_URL = "https://qyapi.weixin.qq.com"
 #: WeCom's documented span limit for ``oa/getapprovalinfo``
@@ -390,28 +385,16 @@ class WeComClient(OAClient[WeComSettings, NewHire]):
         return info
 
     def _reference_of(self, sp_no: str) -> str | None:
-        """hub's reference in an approval's form. WeCom cannot filter approvals by a control's
-        value, so a look-up reads each approval's detail; a submitted form never changes, so each
-        answer is kept (per process, bounded) and a later look-up reads only new approvals."""
+        """hub's reference in an approval's form (remembered: see FormReferences)."""
         key = (self.settings.base_url, self.settings.corp_id, self.settings.reference_control, sp_no)
-        with _REFERENCES_LOCK:
-            if key in _REFERENCES:
-                _REFERENCES.move_to_end(key)
-                return _REFERENCES[key]
+        return _REFERENCES.reference(key, lambda: self._read_reference(sp_no))
+
+    def _read_reference(self, sp_no: str) -> str | None:
         contents = (self._detail(sp_no).get("apply_data") or {}).get("contents") or []
-        reference = next(
-            (
-                str((control.get("value") or {}).get("text") or "")
-                for control in contents
-                if control.get("id") == self.settings.reference_control
-            ),
-            None,
-        )
-        with _REFERENCES_LOCK:
-            _REFERENCES[key] = reference
-            while len(_REFERENCES) > _REFERENCES_MAX:
-                _REFERENCES.popitem(last=False)
-        return reference
+        for control in contents:
+            if control.get("id") == self.settings.reference_control:
+                return str((control.get("value") or {}).get("text") or "")
+        return None
 
     def start_approval(self, request: ApprovalRequest) -> ApprovalResult:
         """Submit the onboarding approval unless one with the same reference exists."""

@@ -262,6 +262,18 @@ def test_approval_is_started_once_per_reference(sim: WeComSimulator) -> None:
     } in contents
 
 
+def test_look_ups_read_each_approvals_detail_once_per_process(sim: WeComSimulator) -> None:
+    sim.approval_delay = 3600
+    client = client_of(sim)
+    for n in range(3):
+        client.start_approval(approval_request(f"5b0c3f51-0000-4000-8000-00000000010{n}"))
+    details = len(paths(sim, "getapprovaldetail"))
+    missing = approval_request("5b0c3f51-0000-4000-8000-000000000199")
+    assert client_of(sim).find_approval(missing) is None
+    assert client_of(sim).find_approval(missing) is None  # a new client, the same process
+    assert len(paths(sim, "getapprovaldetail")) - details <= 1  # only the one never read before
+
+
 def test_approval_whose_answer_is_lost_is_found_not_resubmitted(sim: WeComSimulator) -> None:
     client = client_of(sim)
     sim.lose_replies("/oa/applyevent")
