@@ -34,6 +34,7 @@ from airbyte_cdk.models import (
 )
 from sqlalchemy import select
 
+from hub.airbyte_containment import ConfigCapture, contained
 from hub.changes import Change, ChangeRecorder, PreparedChanges, content_hashes
 from hub.config import PipelineConfig, StreamSelection
 from hub.connectors import POSITION, HubDestination, HubSource, RecordBatch, Rejection, records_of
@@ -485,6 +486,20 @@ class Sync:
                     {"type": "STREAM", "stream": {"stream_descriptor": {"name": name}, "stream_state": state}}
                 )
             ]
+        # Python CDK sources print TRACE / CONTROL messages to stdout (a 429's "rate limited"):
+        # taken off stdout for any source, as the manifest connector does for its own calls.
+        with contained(ConfigCapture(config, ())):
+            yield from self._read_messages(source, cdk_logger, config, catalog, states, name)
+
+    def _read_messages(
+        self,
+        source: Any,
+        cdk_logger: logging.Logger,
+        config: Mapping[str, Any],
+        catalog: ConfiguredAirbyteCatalog,
+        states: list[Any],
+        name: str,
+    ) -> Iterator[RecordBatch]:
         rows: list[dict[str, Any]] = []
         ordinal = 0
         for message in source.read(cdk_logger, config, catalog, states):

@@ -41,8 +41,8 @@ from hub_airbyte import (
     load_manifest,
     manifest_connector,
 )
-from hub_airbyte.containment import ConfigCapture, contained
 
+from hub.airbyte_containment import ConfigCapture, contained
 from hub.engine import Sync
 from hub.errors import ConfigurationError
 from hub.plugins import load_plugins

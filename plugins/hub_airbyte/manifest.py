@@ -36,9 +36,9 @@ from airbyte_cdk.sources.streams.concurrent.state_converters.datetime_stream_sta
     CustomFormatConcurrentStreamStateConverter,
 )
 
+from hub.airbyte_containment import ConfigCapture, contained
 from hub.connectors import CATEGORIES
 from hub.errors import HubError
-from hub_airbyte.containment import ConfigCapture, contained
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

@@ -39,6 +39,7 @@ from airbyte_cdk.models import (
 )
 from airbyte_cdk.sources.source import Source
 
+from hub.airbyte_containment import ConfigCapture, contained, snapshot
 from hub.connectors import Category, Connector
 from hub.errors import (
     ConfigProblem,
@@ -50,7 +51,6 @@ from hub.errors import (
 )
 from hub.masking import mask_text
 from hub.retry import is_transient
-from hub_airbyte.containment import ConfigCapture, contained, snapshot
 from hub_airbyte.manifest import Manifest, ManifestError, load_manifest
 
 log = logging.getLogger("hub.airbyte")

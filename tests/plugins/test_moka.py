@@ -300,3 +300,19 @@ def test_sync_killed_midway_then_rerun_loses_and_duplicates_nothing(
 
 def test_shipped_mappings_check_clean() -> None:
     ats.check_mappings("moka", len(STREAMS))
+
+
+def test_a_sync_through_429s_prints_no_airbyte_message_to_stdout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The CDK prints a TRACE "rate limited" message on a 429: hub keeps stdout its own."""
+    with MokaSimulator(count=10, seed=3, rate_limit=None) as sim:
+        monkeypatch.setenv("MOKA_CLIENT_SECRET", sim.client_secret)
+        config = ats.mapped_project(tmp_path, "moka", STREAMS, config_of(sim), SECRETS)
+        sim.faults = Faults(throttle=2, retry_after=0.1)
+        capfd.readouterr()
+        result = Sync(Project(config), "moka").run()
+        assert result.status == "succeeded", result.error
+        assert 429 in [status for *_, status in sim.requests]
+    printed = capfd.readouterr().out
+    assert '"type": "TRACE"' not in printed and '"type":"TRACE"' not in printed, printed[:500]

@@ -8,7 +8,8 @@ The CDK was written to own its process. Embedded in hub it would:
 * put a JSON-printing handler on the root logger when ``airbyte_cdk`` is imported (hub
   removes it on import, see :func:`hub._contain_airbyte_logging`; done again here).
 
-While a manifest runs, :func:`contained` puts a routing stream on ``sys.stdout``: lines that
+While a CDK call runs (every source read by the engine, and the manifest connector's spec,
+check and discover), :func:`contained` puts a routing stream on ``sys.stdout``: lines that
 are Airbyte messages are taken off stdout (CONTROL configs go to the call they belong to,
 the rest is logged at debug level, without values), everything else is written through.
 The CDK prints CONTROL from its own worker threads, so a message is attributed by content:
