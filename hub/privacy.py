@@ -52,6 +52,8 @@ from hub.store.models import (
     DeadLetter,
     IdentityConflict,
     IdentityReview,
+    OnboardingCaseRow,
+    OnboardingTaskRow,
     PersonIndex,
     PersonLink,
     PersonProvenance,
@@ -274,6 +276,8 @@ class Findings:
     #: canonical_records rows of their source records (key digests known from raw records / events)
     canonical: list[dict[str, Any]] = field(default_factory=list)
     audit: list[dict[str, Any]] = field(default_factory=list)
+    #: onboarding cases opened for them (their data decrypted: the export shows it)
+    onboarding_cases: list[dict[str, Any]] = field(default_factory=list)
     #: payloads that could not be decrypted (retired key, moved row): not matched, reported
     undecryptable: int = 0
 
@@ -303,6 +307,7 @@ class Findings:
             "change_events": len(self.change_events),
             "canonical_records": len(self.canonical),
             "audit_rows": len(self.audit),
+            "onboarding_cases": len(self.onboarding_cases),
         }
 
 
@@ -519,6 +524,8 @@ def collect(project: Project, hub_id: str) -> Findings:
                 }
             )
 
+    _collect_onboarding_cases(project, found, digests)
+
     with project.db.session() as session:
         ordered = sorted(key_digests)
         for part in _slices(ordered):
@@ -551,6 +558,40 @@ def collect(project: Project, hub_id: str) -> Findings:
                 }
             )
     return found
+
+
+def _collect_onboarding_cases(project: Project, found: Findings, digests: IdentifierDigests) -> None:
+    """Cases whose sealed data is this person's: their hub id (intake records it), or one of
+    their ID number, phone or e-mail (cases started from a file)."""
+    keyring = project.keyring
+    for row in _scan(project, OnboardingCaseRow):
+        try:
+            data = orjson.loads(keyring.open(row.data, "onboarding_cases", row.id))
+        except DecryptionError:
+            found.undecryptable += 1
+            continue
+        if not isinstance(data, dict):
+            continue
+        mine = str(data.get("person_id") or "") == found.hub_id or any(
+            (kind, digest) in found.identifiers
+            for kind, names in (
+                ("id_number", ("id_number",)),
+                ("phone", ("phone", "mobile")),
+                ("email", ("email",)),
+            )
+            for name in names
+            if (digest := digests.of(kind, data.get(name))) is not None
+        )
+        if mine:
+            found.onboarding_cases.append(
+                {
+                    "id": row.id,
+                    "status": row.status,
+                    "source": row.source,
+                    "created_at": _utc(row.created_at).isoformat(),
+                    "data": data,
+                }
+            )
 
 
 def _scan(project: Project, model: Any) -> Iterator[Any]:
@@ -643,6 +684,7 @@ def export(project: Project, hub_id: str, reason: str) -> dict[str, Any]:
         "delivery_records": found.canonical,
         "downstream": downstream(project, {source for source, _, _, _ in found.links}),
         "audit": found.audit,
+        "onboarding_cases": found.onboarding_cases,
         "undecryptable_payloads": found.undecryptable,
     }
     with project.db.session() as session:
@@ -758,6 +800,10 @@ def _erase(project: Project, found: Findings, reason: str) -> Erasure:
         for table, rows in matched:
             for part in _slices([r["id"] for r in rows]):
                 session.execute(delete(table).where(table.id.in_(part)))
+        # Their onboarding cases: the tasks (sealed results) and the case (sealed data) go.
+        for part in _slices([c["id"] for c in found.onboarding_cases]):
+            session.execute(delete(OnboardingTaskRow).where(OnboardingTaskRow.case_id.in_(part)))
+            session.execute(delete(OnboardingCaseRow).where(OnboardingCaseRow.id.in_(part)))
         # Reasons typed by operators may name the person: their names are masked in the log.
         for entry in found.audit:
             text = entry.get("reason") or ""

@@ -782,3 +782,34 @@ def test_identifiers_are_found_in_values_free_text_and_nested_json() -> None:
     assert parse_consent("2026-11-27T08:00:00+00:00", tz) == datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
     assert parse_consent("2026-11-27", "UTC") == datetime(2026, 11, 27, tzinfo=UTC)
     assert parse_consent("NaT") is None and parse_consent("yesterday") is None and parse_consent(None) is None
+
+
+def test_export_and_erase_cover_the_persons_onboarding_cases(tmp_path: Path, write_project) -> None:
+    from hub import privacy
+    from hub.onboarding.flow import OnboardingFlow
+
+    s, hub_id = synced_scenario(tmp_path, write_project)
+    with s.config.open("a", encoding="utf-8") as toml:
+        toml.write(
+            '\n[onboarding]\nschedule = false\ntasks = [{ name = "hr", action = "sql.upsert_employee", '
+            'connector = "out" }]\n'
+        )
+    project = Project(s.config)
+    flow = OnboardingFlow(project)
+    x, other = s.x, next(p for p in s.people if p["id_number"] != s.x["id_number"])
+    by_id_number, _ = flow.open_case(
+        {"name": x["name"], "id_number": x["id_number"], "salary": 30000}, source="test"
+    )
+    by_person, _ = flow.open_case({"name": x["name"], "person_id": hub_id}, source="test")
+    theirs, _ = flow.open_case({"name": other["name"], "id_number": other["id_number"]}, source="test")
+
+    data = privacy.export(project, hub_id, "DSR-9")
+    assert sorted(c["id"] for c in data["onboarding_cases"]) == sorted([by_id_number, by_person])
+    assert {c["data"].get("salary") for c in data["onboarding_cases"]} == {30000, None}
+
+    erased = privacy.erase(project, hub_id, "DSR-9 erasure")
+    assert erased.counts["onboarding_cases"] == 2
+    assert [view.id for view in flow.list_cases()] == [theirs]
+    with project.db.session() as session:
+        tasks = session.execute(sa.text("SELECT DISTINCT case_id FROM onboarding_tasks")).scalars().all()
+    assert tasks == [theirs]
