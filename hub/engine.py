@@ -682,6 +682,8 @@ class Sync:
                         return prepared
         if not len(frame):
             return prepared
+        if not self.dry_run:
+            self._pii.warm(ctx, len(frame))  # the sealing workers import while this chunk is prepared
         if POSITION not in frame.columns:
             frame = frame.assign(
                 **{POSITION: [f"{sel.name}#{i}" for i in range(seen + 1, seen + len(frame) + 1)]}

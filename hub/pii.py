@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 
 from hub.connectors import POSITION, records_of
 from hub.crypto import CLASS_OF_KIND, INDEXED_KINDS, Keyring
-from hub.crypto.keyring import blind_column, seal_column
+from hub.crypto.keyring import ColumnTask, seal_text_columns
 from hub.errors import FatalSyncError
 from hub.frames import arrow, data_columns, key_strings
 from hub.mapping.executor import IDENTITY_PREFIX, REMOTE_ID
@@ -158,6 +158,8 @@ def detect_pii(frame: pd.DataFrame, columns: Sequence[str]) -> dict[str, str]:
 #: Chunks with at least this many rows are sealed in worker processes, in parallel with the
 #: rest of the sync (AES-GCM in cryptography holds the GIL: threads would not help).
 PARALLEL_ROWS = 20_000
+#: Added to the sealing workers' niceness (POSIX).
+WORKER_NICENESS = 10
 
 
 class ColumnSealer:
@@ -169,6 +171,9 @@ class ColumnSealer:
 
     def __init__(self) -> None:
         self._pool: Executor | None = None
+        #: worker processes of the pool: a chunk is cut in this many row ranges
+        self.workers = min(2, os.cpu_count() or 1)
+        self._warm = False
 
     def pool(self, rows: int) -> Executor | None:
         if rows < PARALLEL_ROWS or (os.cpu_count() or 1) < 2:
@@ -177,12 +182,31 @@ class ColumnSealer:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
+            # Below the sync's own priority: the writer thread is the sync's critical path,
+            # the workers only have to stay one chunk ahead of it.
+            lower: dict[str, Any] = (
+                {"initializer": os.nice, "initargs": (WORKER_NICENESS,)} if hasattr(os, "nice") else {}
+            )
             self._pool = ProcessPoolExecutor(
-                max_workers=min(2, os.cpu_count() or 1), mp_context=multiprocessing.get_context("spawn")
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), **lower
             )
         return self._pool
 
+    def warm(self, rows: int) -> None:
+        """Spawn the workers now if a chunk of ``rows`` will be sealed in them.
+
+        A spawned worker spends a second or more importing hub before it seals anything;
+        started when a large chunk arrives, that overlaps with the chunk's preparation instead
+        of holding up its write.
+        """
+        pool = self.pool(rows)
+        if pool is not None and not self._warm:
+            self._warm = True
+            for _ in range(self.workers):  # one task per worker: each submit spawns one
+                pool.submit(seal_text_columns, [], [], pa.array([], pa.string()))
+
     def close(self) -> None:
+        self._warm = False
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
@@ -190,35 +214,51 @@ class ColumnSealer:
 
 @dataclass
 class SealingJob:
-    """A chunk's PII columns being sealed: results (or futures) per column, collected once."""
+    """A chunk's PII columns being sealed, in row ranges (futures with a pool), collected once.
+
+    ``parts`` holds, per row range, one ``(ciphertexts, blind indexes or None)`` pair of Arrow
+    arrays per column of ``columns``, in that order.
+    """
 
     frame: pd.DataFrame
-    raw: dict[str, list[str | None]]
-    sealed: dict[str, Any]
-    blinded: dict[str, Any]
+    columns: list[str]
+    parts: list[Any]
     parallel: bool
 
     def collect(self) -> pd.DataFrame:
-        def result(item: Any) -> Any:
-            return item.result() if self.parallel else item
-
+        parts: list[list[tuple[pa.Array, pa.Array | None]]] = [
+            part.result() if self.parallel else part for part in self.parts
+        ]
         frame = self.frame
+        position = {column: i for i, column in enumerate(self.columns)}
+
+        def series(arrays: list[pa.Array]) -> pd.Series:
+            whole = arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays)
+            return pd.Series(pd.arrays.ArrowExtensionArray(whole), index=frame.index)
+
         columns: dict[str, Any] = {}
         for column in frame.columns:
-            if column not in self.raw:
+            i = position.get(column)
+            if i is None:
                 columns[column] = frame[column]
                 continue
-            values = self.raw[column]
-            columns[column] = pd.Series(
-                [s if s is not None else v for s, v in zip(result(self.sealed[column]), values, strict=True)],
-                index=frame.index,
-                dtype=_TEXT,
-            )
-            if column in self.blinded:
-                columns[f"{column}{BIDX_SUFFIX}"] = pd.Series(
-                    result(self.blinded[column]), index=frame.index, dtype=_TEXT
-                )
+            columns[column] = series([part[i][0] for part in parts])
+            if parts[0][i][1] is not None:
+                columns[f"{column}{BIDX_SUFFIX}"] = series([part[i][1] for part in parts])
         return pd.DataFrame(columns, index=frame.index)
+
+
+def _row_ranges(rows: int, parts: int) -> list[tuple[int, int]]:
+    """``(offset, length)`` of up to ``parts`` row ranges of about equal size covering ``rows``."""
+    if rows == 0:
+        return [(0, 0)]
+    step = -(-rows // parts)
+    return [(start, min(step, rows - start)) for start in range(0, rows, step)]
+
+
+def _compact(array: pa.Array, offset: int, length: int, whole: bool) -> pa.Array:
+    """A row range as its own buffers: a pickled slice would carry the whole column's."""
+    return array if whole else pa.concat_arrays([array.slice(offset, length)])
 
 
 def start_sealing(
@@ -228,28 +268,44 @@ def start_sealing(
     table: str,
     record_ids: Sequence[str],
     pool: Executor | None = None,
+    workers: int = 1,
 ) -> SealingJob:
-    """Seal each PII column (one task per column; in ``pool`` when given) and blind-index it."""
-    job = SealingJob(frame, {}, {}, {}, pool is not None)
+    """Seal each PII column and blind-index it; in ``pool``, one task per row range.
+
+    Each task seals all the chunk's PII columns of its rows, so a row's id crosses to a worker
+    once; columns go as Arrow arrays both ways (:func:`~hub.crypto.keyring.seal_text_columns`).
+    """
+    columns: list[str] = []
+    tasks: list[ColumnTask] = []
+    arrays: list[pa.Array] = []
     for column in frame.columns:
         kind = kinds.get(column)
         if kind is None:
             continue
-        values: list[str | None] = arrow(frame[column]).to_pylist()
-        job.raw[column] = values
-        plain = [v or None for v in values]
+        values = arrow(frame[column])
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
         task = keyring.column_task(CLASS_OF_KIND[kind], table, str(column))
-        keyring.count_sealed(task[2], sum(v is not None for v in plain))
-        if pool is not None:
-            job.sealed[column] = pool.submit(seal_column, *task, plain, record_ids)
-        else:
-            job.sealed[column] = seal_column(*task, plain, record_ids)
-        if kind in INDEXED_KINDS:
-            key = keyring.blind_key(kind)
-            job.blinded[column] = (
-                pool.submit(blind_column, key, values) if pool is not None else blind_column(key, values)
-            )
-    return job
+        present = pc.sum(pc.greater(pc.binary_length(values), 0)).as_py() or 0
+        keyring.count_sealed(task[2], present)  # the nonce budget counts every value sealed
+        columns.append(str(column))
+        tasks.append((task, keyring.blind_key(kind) if kind in INDEXED_KINDS else None))
+        arrays.append(values)
+    ids = pa.array(record_ids, pa.string())
+    if pool is None or not columns:
+        return SealingJob(frame, columns, [seal_text_columns(tasks, arrays, ids)], False)
+    ranges = _row_ranges(len(ids), max(1, workers))
+    whole = len(ranges) == 1
+    parts = [
+        pool.submit(
+            seal_text_columns,
+            tasks,
+            [_compact(a, offset, length, whole) for a in arrays],
+            _compact(ids, offset, length, whole),
+        )
+        for offset, length in ranges
+    ]
+    return SealingJob(frame, columns, parts, True)
 
 
 def encrypt_columns(
@@ -259,13 +315,14 @@ def encrypt_columns(
     table: str,
     record_ids: Sequence[str],
     pool: Executor | None = None,
+    workers: int = 1,
 ) -> pd.DataFrame:
     """``frame`` with each PII column sealed and blind indexes added.
 
     Null and empty values stay as they are (nothing to hide, no nonce spent). With ``pool``
     the columns are sealed in worker processes; the ciphertexts are the same either way.
     """
-    return start_sealing(frame, kinds, keyring, table, record_ids, pool).collect()
+    return start_sealing(frame, kinds, keyring, table, record_ids, pool, workers).collect()
 
 
 def encrypted_schema(schema: Mapping[str, Any] | None, kinds: Mapping[str, str]) -> dict[str, Any]:
@@ -373,6 +430,14 @@ class PiiGuard:
             schema = state.schemas[key] = encrypted_schema(ctx.schema, kinds)
         return frame, kinds, schema
 
+    def warm(self, ctx: StreamContext, rows: int) -> None:
+        """Start the sealing workers early for a large chunk of a stream with declared personal data."""
+        if not self._declared(ctx):
+            return
+        connectors = self.project.settings.connectors
+        if any((c := connectors.get(d)) is None or c.encrypt_pii for d in self.pipeline.destinations):
+            self.sealer.warm(rows)
+
     def prefetch(self, ctx: StreamContext, frame: pd.DataFrame, synclog: SyncLog | None = None) -> None:
         """Start sealing a large chunk for each destination now, while the chunk before is written."""
         pool = self.sealer.pool(len(frame))
@@ -382,8 +447,9 @@ class PiiGuard:
             planned, kinds, _schema = self._plan(destination, ctx, frame, synclog)
             if kinds:
                 table = destination_table(destination, ctx.entity)
+                ids = self.record_ids(ctx, planned)
                 job = start_sealing(
-                    planned, kinds, self.project.keyring, table, self.record_ids(ctx, planned), pool
+                    planned, kinds, self.project.keyring, table, ids, pool, self.sealer.workers
                 )
                 self._pending[(destination, id(frame))] = (frame, job)
 
@@ -403,8 +469,9 @@ class PiiGuard:
             return pending[1].collect(), schema
         table = destination_table(destination, ctx.entity)
         pool = self.sealer.pool(len(planned))
+        ids = self.record_ids(ctx, planned)
         return encrypt_columns(
-            planned, kinds, self.project.keyring, table, self.record_ids(ctx, planned), pool
+            planned, kinds, self.project.keyring, table, ids, pool, self.sealer.workers
         ), schema
 
     def close(self) -> None:

@@ -44,6 +44,8 @@ from hub.crypto.providers import kek_fingerprint
 from hub.errors import HubError
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from hub.store.db import Database
 
 #: Data classes with a data key each. "personal" holds whole records (dead letters, raw
@@ -531,8 +533,12 @@ def seal_column(
     place: tuple[str, str, str],
     values: Sequence[str | None],
     record_ids: Sequence[str],
+    keep_empty: bool = False,
 ) -> list[str | None]:
     """Text ciphertexts of a column under one data key: the loop behind :meth:`Keyring.seal_many`.
+
+    ``None`` stays ``None``; with ``keep_empty`` an empty string stays as it is too (nothing to
+    hide, no nonce spent) instead of being sealed.
 
     A plain function of its arguments, so a worker process can run it. ``place`` is (tenant,
     table, field); AAD = header || lp(tenant, table, field) || lp(record_id), the same bytes
@@ -549,8 +555,8 @@ def seal_column(
     append = out.append
     offset = 0
     for value, record_id in zip(values, record_ids, strict=True):
-        if value is None:
-            append(None)
+        if value is None or (keep_empty and not value):
+            append(value)
         else:
             nonce = nonces[offset : offset + 12]
             raw_id = record_id.encode()
@@ -564,3 +570,29 @@ def blind_column(blind_key: bytes, values: Sequence[str | None]) -> list[str | N
     """Blind indexes of a column (``Keyring.blind_index`` per value) under the kind's blind subkey."""
     mac = HmacSha256(blind_key)
     return [mac.digest(normalise_for_index(v).encode())[:16].hex() if v else None for v in values]
+
+
+#: What :func:`seal_text_columns` needs per column: :meth:`Keyring.column_task`'s tuple, and the
+#: kind's blind subkey (:meth:`Keyring.blind_key`) when the column gets a blind index.
+ColumnTask = tuple[tuple[str, bytes, int, tuple[str, str, str]], bytes | None]
+
+
+def seal_text_columns(
+    tasks: Sequence[ColumnTask], columns: Sequence[pa.Array], record_ids: pa.Array
+) -> list[tuple[pa.Array, pa.Array | None]]:
+    """Each text column sealed (:func:`seal_column`) and, if its task says so, blind-indexed.
+
+    What a sealing worker runs for a chunk's rows: Arrow arrays in and out cross the process
+    boundary as a few buffers each, where lists of str would be pickled and unpickled value by
+    value on the sync's own process. Null and empty values are kept as they are (no nonce spent).
+    """
+    import pyarrow as pa
+
+    ids = [v or "" for v in record_ids.to_pylist()]
+    out: list[tuple[pa.Array, pa.Array | None]] = []
+    for (task, blind_key), column in zip(tasks, columns, strict=True):
+        values: list[str | None] = column.to_pylist()
+        text = pa.array(seal_column(*task, values, ids, keep_empty=True), pa.string())
+        blinded = pa.array(blind_column(blind_key, values), pa.string()) if blind_key is not None else None
+        out.append((text, blinded))
+    return out
