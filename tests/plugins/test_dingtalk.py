@@ -257,7 +257,8 @@ def test_pushes_verify_decrypt_and_are_acknowledged(sim: DingTalkSimulator, rece
     assert client.approval_status(instance_id).status == "APPROVED"
     query, body = receiver.received[0]
     envelope = json.loads(body)
-    envelope["encrypt"] = "A" + envelope["encrypt"][1:]
+    first = envelope["encrypt"][0]
+    envelope["encrypt"] = ("B" if first == "A" else "A") + envelope["encrypt"][1:]  # always a change
     with pytest.raises(SignatureError):
         crypto.decrypt_callback(
             query["msg_signature"], query["timestamp"], query["nonce"], json.dumps(envelope).encode()
