@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from rich.table import Table
 
 from hub.onboarding.flow import OnboardingFlow
 from hub.project import Project
+from hub.sandbox.base import free_port
 from hub.sandbox.greenhouse import GreenhouseSimulator
 from hub.sandbox.hackerrank import HackerRankSimulator
 from hub.sandbox.onboarding import (
@@ -69,12 +69,6 @@ def invite_to_assessment(greenhouse: GreenhouseSimulator, hackerrank: HackerRank
         invited = hackerrank.invite(test_id, candidate["email_addresses"][0]["value"], name)
         hackerrank.begin_attempt(test_id, invited["id"])
         hackerrank.finish_attempt(test_id, invited["id"])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:

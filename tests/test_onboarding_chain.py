@@ -17,7 +17,6 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -33,19 +32,13 @@ import sqlalchemy as sa
 
 from hub.onboarding.flow import OnboardingFlow
 from hub.project import Project
-from hub.sandbox.base import Faults
+from hub.sandbox.base import Faults, free_port
 from hub.sandbox.greenhouse import GreenhouseSimulator
 from hub.sandbox.onboarding import OnboardingVendors, accept_offers, accepted_offers, apply_hr_master_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 HIRES = 200
 HUB = [sys.executable, "-m", "hub"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

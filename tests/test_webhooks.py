@@ -15,7 +15,6 @@ import hmac
 import logging
 import os
 import re
-import socket
 import subprocess
 import sys
 import textwrap
@@ -38,6 +37,7 @@ from hub_greenhouse.webhook import GreenhouseVerifier
 from hub.errors import ConfigurationError
 from hub.leases import LeaseHolder
 from hub.project import Project
+from hub.sandbox.base import free_port
 from hub.sandbox.greenhouse import webhook_request
 from hub.store.models import Run, WebhookInboxEntry
 from hub.webhooks import Accepted, Handshake, WebhookRejected, WebhookRequest
@@ -640,12 +640,6 @@ def test_events_of_a_connector_no_pipeline_reads_are_processed_with_a_note(stamp
 
 
 # -- Greenhouse, end to end (acceptance) --------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 GREENHOUSE_TOML = """

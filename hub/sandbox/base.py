@@ -13,6 +13,7 @@ the demo uses.
 from __future__ import annotations
 
 import re
+import socket
 import threading
 import time
 import urllib.parse
@@ -489,6 +490,14 @@ class Simulator:
     def describe(self) -> dict[str, Any]:
         """What an integrator needs to point a connector at this simulator (``hub sandbox``)."""
         return {"vendor": self.vendor, "url": self.url}
+
+
+def free_port() -> int:
+    """A loopback port free right now: for a receiver (``hub serve``) the simulators must call
+    back before it is started."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def pages(items: list[Any], offset: int, limit: int) -> tuple[list[Any], int | None]:

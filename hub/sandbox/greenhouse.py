@@ -219,6 +219,20 @@ def _user_ref(user: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _offer_terms(salary: int) -> dict[str, Any]:
+    """An offer's custom fields (the tenant's: employment type, monthly salary, salary months),
+    plain and keyed, as Harvest returns them."""
+    pay = {"amount": salary, "unit": "CNY"}
+    return {
+        "custom_fields": {"employment_type": "Full-time", "salary": pay, "salary_months": 14},
+        "keyed_custom_fields": {
+            "employment_type": {"name": "Employment Type", "type": "single_select", "value": "Full-time"},
+            "salary": {"name": "Monthly salary", "type": "currency", "value": dict(pay)},
+            "salary_months": {"name": "Salary months", "type": "number", "value": 14},
+        },
+    }
+
+
 class GreenhouseSimulator(Simulator):
     """Greenhouse Harvest API (v1 and v3) on loopback, seeded with generated candidates.
 
@@ -607,24 +621,7 @@ class GreenhouseSimulator(Simulator):
                 "resolved_at": iso(latest) if offer_status != "unresolved" else None,
                 "starts_at": starts,
                 "status": offer_status,
-                "custom_fields": {
-                    "employment_type": "Full-time",
-                    "salary": {"amount": salary, "unit": "CNY"},
-                    "salary_months": 14,
-                },
-                "keyed_custom_fields": {
-                    "employment_type": {
-                        "name": "Employment Type",
-                        "type": "single_select",
-                        "value": "Full-time",
-                    },
-                    "salary": {
-                        "name": "Monthly salary",
-                        "type": "currency",
-                        "value": {"amount": salary, "unit": "CNY"},
-                    },
-                    "salary_months": {"name": "Salary months", "type": "number", "value": 14},
-                },
+                **_offer_terms(salary),
             }
             if offer_status == "accepted":
                 self._onboarding_fields(self._tables["offers"][offer_id])
@@ -744,26 +741,8 @@ class GreenhouseSimulator(Simulator):
                     "created_at": stamp,
                     "sent_at": stamp,
                     "starts_at": datetime.fromtimestamp(moment + 30 * DAY, UTC).date().isoformat(),
-                    "custom_fields": {},
-                    "keyed_custom_fields": {},
+                    **_offer_terms(rng.randrange(12_000, 60_000, 500)),
                 }
-                salary = rng.randrange(12_000, 60_000, 500)
-                offer["custom_fields"].update(
-                    employment_type="Full-time", salary={"amount": salary, "unit": "CNY"}, salary_months=14
-                )
-                offer["keyed_custom_fields"].update(
-                    employment_type={
-                        "name": "Employment Type",
-                        "type": "single_select",
-                        "value": "Full-time",
-                    },
-                    salary={
-                        "name": "Monthly salary",
-                        "type": "currency",
-                        "value": {"amount": salary, "unit": "CNY"},
-                    },
-                    salary_months={"name": "Salary months", "type": "number", "value": 14},
-                )
                 self._tables["offers"][offer["id"]] = offer
             offer.update(status="accepted", resolved_at=stamp, updated_at=stamp)
             self._onboarding_fields(offer, term_months, probation_months)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import sqlalchemy as sa
 
+from hub.masking import mask_text
 from hub.sandbox.base import Faults
 from hub.sandbox.esign import EsignSimulator
 from hub.sandbox.kingdee import AUDITED, BANK_FIELD, EMPLOYEE_FORM, KingdeeSimulator
@@ -178,7 +179,7 @@ class OnboardingVendors:
             signers = Counter(f.account for f in esign.flows.values())
         for vendor, counts in (("wecom_accounts", mobiles), ("wecom_approvals", subjects),
                                ("kingdee_employees", accounts), ("esign_flows", signers)):  # fmt: skip
-            twice = [_mask(key) for key, n in counts.items() if n > 1]
+            twice = [mask_text(key) for key, n in counts.items() if n > 1]
             if twice:
                 found[vendor] = twice
         return found
@@ -191,10 +192,6 @@ def _copy(faults: Faults | None) -> Faults | None:
 def _approval_subject(apply_data: Any) -> str:
     """The reference hub writes into the approval form (the case), to tell hires apart."""
     return re.sub(r"\s+", " ", str(apply_data))
-
-
-def _mask(text: str) -> str:
-    return text[:3] + "***" if len(text) > 3 else "***"
 
 
 def accepted_offers(greenhouse: GreenhouseSimulator) -> list[int]:
