@@ -33,7 +33,10 @@ from airbyte_cdk.models import (
 )
 from airbyte_cdk.sources.source import Source
 
+from hub import _contain_airbyte_logging
 from hub.frames import META_PREFIX
+
+_contain_airbyte_logging()  # importing airbyte_cdk put its JSON handler on the root logger
 
 Category = Literal["ats", "assessment", "hris", "oa", "finance", "econtract", "generic"]
 CATEGORIES: tuple[str, ...] = ("ats", "assessment", "hris", "oa", "finance", "econtract", "generic")

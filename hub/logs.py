@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 
+import hub
 from hub import _contain_airbyte_logging
 from hub.masking import PIIFilter
 
 
 def setup_logging(level: str = "INFO", stream: object = None) -> None:
+    # airbyte-cdk configures the root logger when it is imported: let it do so before hub does.
+    importlib.import_module("hub.connectors")
+
     _contain_airbyte_logging()
     root = logging.getLogger()
     for handler in list(root.handlers):
@@ -20,6 +25,7 @@ def setup_logging(level: str = "INFO", stream: object = None) -> None:
     handler.addFilter(PIIFilter())
     handler._hub = True  # type: ignore[attr-defined]
     root.addHandler(handler)
+    hub._handler = handler  # put back if a later airbyte-cdk logging setup removes it
     root.setLevel(level.upper())
     for noisy in ("airbyte", "apscheduler.executors", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -668,6 +668,33 @@ def test_plugin_logging_personal_data_is_masked_by_the_cli(
         assert secret not in output
 
 
+def test_an_airbyte_logging_setup_after_hubs_does_not_unmask_the_log() -> None:
+    """airbyte-cdk's ``init_logger`` replaces the root logger's handlers (hub's masking one too)."""
+    import io
+
+    from airbyte_cdk.logger import init_logger
+
+    from hub.logs import setup_logging
+
+    root = logging.getLogger()
+    before, level = list(root.handlers), root.level
+    stream = io.StringIO()
+    try:
+        setup_logging("INFO", stream)
+        init_logger("airbyte")  # as a CDK entry point does, in the middle of a run
+        hub._contain_airbyte_logging()  # what every CDK call hub makes ends with
+        logging.getLogger("acme.plugin").warning("candidate %s", "11010519491231002X")
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in before:
+            root.addHandler(handler)
+        root.setLevel(level)
+        hub._handler = None
+    assert "candidate 110***********002X" in stream.getvalue()
+    assert "11010519491231002X" not in stream.getvalue()
+
+
 def test_remote_id_is_the_same_column() -> None:
     assert hub.pii.REMOTE_ID == hub.engine.REMOTE_ID
 
