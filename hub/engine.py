@@ -15,11 +15,10 @@ import hmac
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -38,8 +37,9 @@ from hub.airbyte_containment import ConfigCapture, contained
 from hub.changes import Change, ChangeRecorder, PreparedChanges, content_hashes
 from hub.config import PipelineConfig, StreamSelection
 from hub.connectors import POSITION, HubDestination, HubSource, RecordBatch, Rejection, records_of
-from hub.errors import FatalSyncError, PipelineBusy, RetriableSyncError, SyncError
+from hub.errors import FatalSyncError, PipelineBusy, SyncError
 from hub.frames import TEXT, key_strings, row_hashes, text_frame
+from hub.identity_worker import IdentityResolution
 from hub.leases import LeaseHolder
 from hub.mapping.executor import IDENTITY_PREFIX, REMOTE_ID, apply_mapping, canonical_text, pii_kinds
 from hub.mapping.loader import MappingSpec
@@ -144,6 +144,13 @@ def configured_catalog(
     return ConfiguredAirbyteCatalog(streams=streams)
 
 
+#: Chunks with records a stream may have submitted to the writer and not yet seen committed:
+#: while the writer waits on one chunk's identity resolution, the next is read and prepared.
+IN_FLIGHT = 2
+#: What a chunk's read records are replaced with once it is prepared (memory).
+EMPTY_FRAME = pd.DataFrame()
+
+
 @dataclass
 class Prepared:
     """A chunk after validation and change detection, ready to be written."""
@@ -164,6 +171,8 @@ class Prepared:
     #: sealed source records for ``raw_records`` (``keep_raw`` pipelines; hub.pii)
     raw: list[dict[str, Any]] = field(default_factory=list)
     updates_existing: bool = False
+    #: mapped streams with an identity section: the chunk's people being resolved (hub.identity_worker)
+    identity: Future[dict[str, int]] | None = None
 
 
 @dataclass
@@ -217,7 +226,15 @@ class Sync:
         self._hash_secret = project.keyring.hmac_key("content-hashes")
         self._changes = ChangeRecorder(project.keyring, self._hash_secret, self.pipeline.name)
         self._lease: LeaseHolder | None = None
-        self._resolver: Any = None
+        self._identity = IdentityResolution(project, self.sleep)
+        #: the run's writer thread: chunks commit on it one at a time, in order, across streams
+        self._writer: ThreadPoolExecutor | None = None
+        #: the last chunks of the stream being read, still committing when its read ends
+        self._tail: list[tuple[Future[Counts], Prepared]] = []
+        #: streams ending on the writer (:meth:`_end_stream`), in order
+        self._finishing: list[Future[None]] = []
+        #: (stream, what) of a chunk that failed on the writer: nothing after it commits
+        self._write_failure: tuple[str, str] | None = None
         self._pii = PiiGuard(project, self.pipeline)
         self._privacy = TombstoneScreen(project, self.pipeline, dry_run=dry_run)
 
@@ -258,6 +275,7 @@ class Sync:
                 return self._run(started)
         finally:
             self._pii.close()  # the sealing workers, if the run started any
+            self._identity.close()  # and the identity worker
             self._flush_key_counters()
             lease.release()
 
@@ -302,37 +320,44 @@ class Sync:
             f"{self.trigger} run of {self.pipeline.name}: {self.pipeline.source} -> "
             f"{', '.join(self.pipeline.destinations)}" + (" (dry run)" if self.dry_run else ""),
         )
-        totals = Counts()
         per_stream: dict[str, Counts] = {}
         status, error = "succeeded", None
         destinations: dict[str, tuple[Any, dict[str, Any]]] = {}
-        try:
-            source = self.project.source(self.pipeline.source)
-            source_config = self.project.config_of(self.pipeline.source)
-            for name in self.pipeline.destinations:
-                destinations[name] = (self.project.destination(name), self.project.config_of(name))
-            catalog = configured_catalog(source, source_config, self.pipeline.streams)
-            for sel, configured in zip(self.pipeline.streams, catalog.streams, strict=True):
-                pk = [p[0] for p in (configured.primary_key or [])]
-                counts = per_stream[sel.name] = Counts()
-                try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-writer") as self._writer:
+            try:
+                source = self.project.source(self.pipeline.source)
+                source_config = self.project.config_of(self.pipeline.source)
+                for name in self.pipeline.destinations:
+                    destinations[name] = (self.project.destination(name), self.project.config_of(name))
+                catalog = configured_catalog(source, source_config, self.pipeline.streams)
+                for sel, configured in zip(self.pipeline.streams, catalog.streams, strict=True):
+                    pk = [p[0] for p in (configured.primary_key or [])]
+                    counts = per_stream[sel.name] = Counts()
                     self._sync_stream(source, source_config, sel, configured, pk, destinations, counts)
-                finally:  # what a failing stream committed before it failed still counts
-                    totals.add(counts)
-            if totals.rejected:
-                status = "partial"
-        except Exception as exc:
-            status = "failed"
-            error = mask_text(f"{type(exc).__name__}: {exc}")
-            synclog.event("error", "run.error", error)
-            log.debug("run failed", exc_info=True)
-        finally:
-            for dest, _config in destinations.values():
-                if isinstance(dest, HubDestination):
-                    try:
-                        dest.close()
-                    except Exception:
-                        log.warning("closing a destination failed", exc_info=True)
+                failures = self._streams_finished()
+                if failures:
+                    raise failures[0]
+            except Exception as exc:
+                status = "failed"
+                error = mask_text(f"{type(exc).__name__}: {exc}")
+                synclog.event("error", "run.error", error)
+                log.debug("run failed", exc_info=True)
+            finally:
+                # A stream's last chunk may still be committing: it must be done before the
+                # destinations close, and what it committed counts.
+                for failure in self._streams_finished():
+                    synclog.event("error", "run.error", mask_text(f"{type(failure).__name__}: {failure}"))
+                for dest, _config in destinations.values():
+                    if isinstance(dest, HubDestination):
+                        try:
+                            dest.close()
+                        except Exception:
+                            log.warning("closing a destination failed", exc_info=True)
+        totals = Counts()
+        for counts in per_stream.values():  # what a failing stream committed before it failed counts
+            totals.add(counts)
+        if status == "succeeded" and totals.rejected:
+            status = "partial"
         synclog.event(
             "info" if status != "failed" else "error",
             "run.end",
@@ -437,21 +462,63 @@ class Sync:
                 )
                 self.sleep(delay)
                 last_state = self._resume_state
+        # The stream's last chunk is still being written: the stream ends on the writer, after it,
+        # while the next stream is read and prepared.
+        tail, self._tail = self._tail, []
+        self._finishing.append(
+            self._writer_pool().submit(self._end_stream, ctx, destinations, counts, last_state, tail)
+        )
+        return counts
+
+    def _end_stream(
+        self,
+        ctx: StreamContext,
+        destinations: Mapping[str, Any],
+        counts: Counts,
+        state: dict[str, Any] | None,
+        tail: list[tuple[Future[Counts], Prepared]],
+    ) -> None:
+        """On the writer, after the stream's last chunks: the stream's state is complete."""
+        synclog = self.synclog
+        assert synclog is not None
+        name = ctx.selection.name
+        if self._write_failure is not None and not tail:
+            raise SyncError(f"stream {name} not ended: an earlier chunk failed ({self._write_failure[1]})")
+        for in_flight, chunk in tail:  # done: the writer runs one task at a time, in order
+            counts.add(in_flight.result())
+            if chunk.batch.state is not None:
+                state = chunk.batch.state
+        if tail and self.progress:
+            self.progress(name, counts.read)
         if not self.dry_run:
             with self.db.session() as session:
-                self._save_state(session, sel.name, last_state, complete=True)
-            synclog.save_stats(sel.name, "", counts)
-            for name in destinations:
-                synclog.save_stats(sel.name, name, self._dest_counts.get((sel.name, name), Counts()))
+                self._save_state(session, name, state, complete=True)
+            synclog.save_stats(name, "", counts)
+            for destination in destinations:
+                synclog.save_stats(name, destination, self._dest_counts.get((name, destination), Counts()))
         synclog.event(
             "info",
             "stream.end",
-            f"stream {sel.name}: read {counts.read}, inserted {counts.inserted}, updated {counts.updated}, "
+            f"stream {name}: read {counts.read}, inserted {counts.inserted}, updated {counts.updated}, "
             f"unchanged {counts.unchanged}, rejected {counts.rejected}",
-            stream=sel.name,
+            stream=name,
             details=counts.as_dict(),
         )
-        return counts
+
+    def _writer_pool(self) -> ThreadPoolExecutor:
+        assert self._writer is not None, "chunks are written only during a run"
+        return self._writer
+
+    def _streams_finished(self) -> list[BaseException]:
+        """Wait for every stream still ending on the writer; what failed, in stream order."""
+        failures: list[BaseException] = []
+        while self._finishing:
+            ending = self._finishing.pop(0)
+            try:
+                ending.result()
+            except Exception as exc:  # noqa: BLE001 - the run reports it
+                failures.append(exc)
+        return failures
 
     def _batches(
         self,
@@ -557,30 +624,39 @@ class Sync:
 
         Two stages, one chunk in flight: the database drivers release the GIL while they
         write, so reading and hashing overlap with writing. Chunks still commit in order,
-        and the checkpoint of a chunk is saved only with that chunk's commit.
+        and the checkpoint of a chunk is saved only with that chunk's commit. The last
+        chunk is left in flight (``self._tail``): the next stream starts reading while it
+        commits, and the stream ends after it on the writer (:meth:`_end_stream`).
         """
         self._resume_state = state
-        in_flight: Future[Counts] | None = None
-        previous: Prepared | None = None
+        if self._write_failure is not None and self._write_failure[0] == ctx.selection.name:
+            self._write_failure = None  # a retry of this stream: its earlier chunks are all settled
+        #: submitted, not settled, in order: up to IN_FLIGHT chunks with records, and state-only ones
+        in_flight: list[tuple[Future[Counts], Prepared]] = []
         base, prepared_total = counts.read, 0
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-writer") as writer:
-            try:
-                for batch in self._batches(source, source_config, configured, state):
-                    prepared = self._prepare(batch, ctx, base + prepared_total, previous)
-                    prepared_total += prepared.counts.read
-                    if in_flight is not None:
-                        self._settle(in_flight, previous, ctx, counts)
-                    in_flight = writer.submit(self._commit, prepared, ctx, destinations, counts.read)
-                    previous = prepared
-                if in_flight is not None:
-                    self._settle(in_flight, previous, ctx, counts)
-            except BaseException:
-                if in_flight is not None:  # done or not: its counts and checkpoint must not be lost
-                    try:
-                        self._settle(in_flight, previous, ctx, counts)
-                    except Exception:
-                        log.debug("write of the last chunk failed too", exc_info=True)
-                raise
+        writer = self._writer_pool()
+        try:
+            for batch in self._batches(source, source_config, configured, state):
+                state_only = not len(batch.frame) and not batch.rejections
+                unsettled = [chunk for _, chunk in in_flight]
+                prepared = self._prepare(batch, ctx, base + prepared_total, unsettled)
+                prepared_total += prepared.counts.read
+                batch.frame = EMPTY_FRAME  # the commit needs what was prepared, not the records as read
+                # A checkpoint alone waits for nothing (a stream's last state); a chunk with
+                # records waits until fewer than IN_FLIGHT are still being written.
+                while not state_only and sum(1 for _, c in in_flight if c.rows or c.rejections) >= IN_FLIGHT:
+                    self._settle(*in_flight.pop(0), ctx, counts)
+                in_flight.append(
+                    (writer.submit(self._commit_in_order, prepared, ctx, destinations, counts.read), prepared)
+                )
+        except BaseException:
+            try:  # done or not: their counts and checkpoints must not be lost
+                while in_flight:
+                    self._settle(*in_flight.pop(0), ctx, counts)
+            except Exception:
+                log.debug("write of the last chunk failed too", exc_info=True)
+            raise
+        self._tail = in_flight
         return self._resume_state
 
     def _stream_context(
@@ -656,9 +732,12 @@ class Sync:
             self.progress(ctx.selection.name, counts.read)
 
     def _prepare(
-        self, batch: RecordBatch, ctx: StreamContext, seen: int, previous: Prepared | None
+        self, batch: RecordBatch, ctx: StreamContext, seen: int, unsettled: Sequence[Prepared] = ()
     ) -> Prepared:
-        """Validate a chunk and keep only what changed (runs while the previous chunk is written)."""
+        """Validate a chunk and keep only what changed (runs while earlier chunks are written).
+
+        ``unsettled``: the stream's chunks submitted and maybe not yet committed, in order.
+        """
         sel, pk, index = ctx.selection, ctx.record_key, ctx.index
         frame = batch.frame
         prepared = Prepared(
@@ -673,7 +752,7 @@ class Sync:
             ).hexdigest()
             # Not while the chunk before is in flight with updates: they may change what this
             # chunk's old digest stood for (a key in both chunks).
-            in_flight_updates = previous is not None and previous.updates_existing
+            in_flight_updates = any(earlier.updates_existing for earlier in unsettled)
             if not batch.rejections and not self.dry_run and not self.full_refresh and not in_flight_updates:
                 with self.db.session() as session:
                     if index.has_fingerprint(session, prepared.fingerprint):
@@ -684,6 +763,8 @@ class Sync:
             return prepared
         if not self.dry_run:
             self._pii.warm(ctx, len(frame))  # the sealing workers import while this chunk is prepared
+            if ctx.mapping is not None and ctx.mapping.identity:
+                self._identity.warm(len(frame))  # and so does the identity worker
         if POSITION not in frame.columns:
             frame = frame.assign(
                 **{POSITION: [f"{sel.name}#{i}" for i in range(seen + 1, seen + len(frame) + 1)]}
@@ -726,9 +807,9 @@ class Sync:
         if not self.full_refresh:  # a full refresh re-delivers every record
             with self.db.session() as session:
                 known = index.known_hashes(session, digests)
-        if previous is not None and previous.delivered:
-            # The previous chunk may not be committed yet: what it delivers counts as known.
-            known.update(previous.delivered)
+        for earlier in unsettled:
+            # Chunks before may not be committed yet: what they deliver counts as known.
+            known.update(earlier.delivered)
         for digest in consented:  # an erasure lifted by new consent: delivered again, as new
             known.pop(digest, None)
         is_new = [d not in known for d in digests]
@@ -746,6 +827,17 @@ class Sync:
         if ctx.mapping is not None and not self.dry_run and len(prepared.to_write):
             # For the change events, here while the chunk before commits (hub.changes).
             prepared.changes = self._changes.prepare(prepared.to_write, prepared.digests, REMOTE_ID)
+            if ctx.mapping.identity:
+                # Resolution starts now, in a worker process for a large chunk; the commit
+                # waits for it before the checkpoint. A row a destination rejects is resolved
+                # too: its person exists, and the record is linked again when it is retried.
+                people = [
+                    REMOTE_ID,
+                    *(c for c in prepared.to_write.columns if str(c).startswith(IDENTITY_PREFIX)),
+                ]
+                prepared.identity = self._identity.submit(
+                    self.pipeline.source, prepared.to_write[people], REMOTE_ID, IDENTITY_PREFIX
+                )
         if not self.dry_run and len(prepared.to_write):
             # Sealing for the destinations starts here, in worker processes, while the chunk
             # before is written (hub.pii); large chunks only.
@@ -754,6 +846,26 @@ class Sync:
             written = frame.index[[bool(c) for c in changed]]
             prepared.raw = self._pii.seal_raw(sel.name, source.loc[written], prepared.digests)
         return prepared
+
+    def _commit_in_order(
+        self,
+        prepared: Prepared,
+        ctx: StreamContext,
+        destinations: dict[str, tuple[Any, dict[str, Any]]],
+        read_before: int,
+    ) -> Counts:
+        """:meth:`_commit` on the writer: once a chunk failed, no later chunk commits.
+
+        Chunks are submitted before the ones ahead of them are seen committed; one that
+        committed after a failed one would save a checkpoint past records never written.
+        """
+        if self._write_failure is not None:
+            raise SyncError(f"chunk not written: an earlier chunk failed ({self._write_failure[1]})")
+        try:
+            return self._commit(prepared, ctx, destinations, read_before)
+        except BaseException as exc:
+            self._write_failure = (ctx.selection.name, mask_text(f"{type(exc).__name__}: {exc}"))
+            raise
 
     def _commit(
         self,
@@ -800,9 +912,9 @@ class Sync:
         chunk.rejected = rejected_before_write + len(failed_rows)
         updated_existing = prepared.updates_existing
 
-        if ctx.mapping is not None and ctx.mapping.identity and to_write is not None and len(to_write):
+        if prepared.identity is not None:
             # Before the checkpoint: after a crash the chunk is replayed and resolved again (idempotent).
-            self._resolve_identities(ctx, to_write, failed_rows)
+            self._identities_resolved(ctx, prepared.identity)
         notices: list[Change] = []
         with self.db.session() as session:
             if updated_existing:
@@ -888,35 +1000,9 @@ class Sync:
         )
         return notices
 
-    def _resolve_identities(self, ctx: StreamContext, rows: pd.DataFrame, failed_rows: set[int]) -> None:
-        """Join the persons these records describe with those hub knows (hub.identity)."""
-        from hub.identity import IdentityResolver, SourcePerson
-
-        if self._resolver is None:
-            self._resolver = IdentityResolver.for_project(self.project, self.project.identity_config)
-        columns = [c for c in rows.columns if str(c).startswith(IDENTITY_PREFIX)]
-        now = datetime.now(UTC)
-        subset = rows[[REMOTE_ID, *columns]].astype(object)
-        people = []
-        for i, row in enumerate(subset.where(subset.notna(), None).to_dict("records")):
-            if i in failed_rows:
-                continue
-            fields = {c[len(IDENTITY_PREFIX) :]: v for c in columns if (v := row[c]) not in (None, "")}
-            people.append(SourcePerson(self.pipeline.source, str(row[REMOTE_ID]), now, fields))
-        actions: dict[str, int] = {}
-        # One resolver at a time per state store: two pipelines meeting the same new person
-        # at once must not create it twice.
-        lease = LeaseHolder(self.db, "identity", ttl=120)
-        deadline = time.monotonic() + 600
-        while not lease.try_acquire():
-            if time.monotonic() > deadline:
-                raise RetriableSyncError("identity resolution stayed busy (another pipeline) for 10 minutes")
-            self.sleep(0.2)
-        try:
-            for resolution in self._resolver.resolve(people):
-                actions[resolution.action] = actions.get(resolution.action, 0) + 1
-        finally:
-            lease.release()
+    def _identities_resolved(self, ctx: StreamContext, resolving: Future[dict[str, int]]) -> None:
+        """Wait for the chunk's identity resolution (hub.identity_worker) and log what it did."""
+        actions = resolving.result()
         if self.synclog is not None and actions:
             summary = ", ".join(f"{n} {a}" for a, n in sorted(actions.items()))
             self.synclog.event(
@@ -1076,7 +1162,7 @@ class Sync:
                     counts = Counts()
                     before = len(self._rejected_positions)
                     batch = RecordBatch(stream=sel.name, frame=pd.DataFrame.from_records(rows))
-                    counts.add(self._commit(self._prepare(batch, ctx, 0, None), ctx, destinations, 0))
+                    counts.add(self._commit(self._prepare(batch, ctx, 0), ctx, destinations, 0))
                     failed[sel.name] = set(self._rejected_positions[before:])
                     streams[sel.name] = counts
                     totals.add(counts)
@@ -1103,5 +1189,6 @@ class Sync:
             ), failed
         finally:
             self._pii.close()  # the sealing workers, if the run started any
+            self._identity.close()  # and the identity worker
             self._flush_key_counters()
             lease.release()

@@ -8,12 +8,14 @@ in order, and a batch that cannot be written stops the run. All data is syntheti
 from __future__ import annotations
 
 import random
+import time
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import phonenumbers
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select, text
 
 from hub.crypto import Keyring
 from hub.identity import IdentityResolver, SourcePerson, _insert_rows, _Writes, normalise_phone
@@ -99,7 +101,7 @@ def test_rows_written_through_the_driver_are_what_sqlalchemy_writes(any_db_url: 
     db.dispose()
 
 
-def people(count: int) -> list[SourcePerson]:
+def people(count: int, start: int = 0) -> list[SourcePerson]:
     now = datetime(2024, 5, 1, tzinfo=UTC)
     return [
         SourcePerson(
@@ -113,7 +115,7 @@ def people(count: int) -> list[SourcePerson]:
                 "phone": f"+86139{i:08d}",
             },
         )
-        for i in range(count)
+        for i in range(start, start + count)
     ]
 
 
@@ -151,3 +153,35 @@ def test_batches_are_written_in_order_and_a_failed_write_stops_the_run(
         assert len(session.execute(select(PersonRow.hub_id)).all()) == 7
     db.dispose()
     fresh.dispose()
+
+
+def test_sqlite_writes_skip_foreign_key_checks_on_a_connection_never_reused(tmp_path: Any) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'state.db'}")
+    resolved = IdentityResolver(db, Keyring(KEY, db=db), batch_size=7).resolve(people(20))
+    # Every connection the pool hands out checks foreign keys, so deletes still cascade.
+    pooled = [db.engine.connect() for _ in range(4)]
+    assert [c.exec_driver_sql("PRAGMA foreign_keys").scalar_one() for c in pooled] == [1] * 4
+    for connection in pooled:
+        connection.close()
+    with db.session() as session:
+        assert len(session.execute(select(PersonLink.id)).all()) == 20
+        session.execute(delete(PersonRow).where(PersonRow.hub_id == resolved[0].person_id))
+    with db.session() as session:
+        assert len(session.execute(select(PersonLink.id)).all()) == 19
+        assert session.execute(text("PRAGMA foreign_key_check")).all() == []  # no orphan rows
+    db.dispose()
+
+
+def test_new_person_ids_are_version_7_uuids_that_sort_by_creation_time(tmp_path: Any) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'state.db'}")
+    resolver = IdentityResolver(db, Keyring(KEY, db=db))
+    first = [r.person_id for r in resolver.resolve(people(300))]
+    time.sleep(0.002)
+    later = [r.person_id for r in resolver.resolve(people(300, start=300))]
+    ids = [uuid.UUID(i) for i in first + later]
+    assert {(i.version, i.variant) for i in ids} == {(7, uuid.RFC_4122)}
+    assert len(set(ids)) == 600
+    assert max(first) < min(later)  # the person-keyed indexes grow at their right edge
+    created = datetime.fromtimestamp((ids[0].int >> 80) / 1000, UTC)
+    assert abs((created - datetime.now(UTC)).total_seconds()) < 60
+    db.dispose()

@@ -8,9 +8,11 @@ import random
 import textwrap
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from faker import Faker
 
+from hub import identity_worker
 from hub.engine import Sync
 from hub.project import Project
 from hub.store.models import IdentityReview, PersonLink, PersonRow
@@ -62,7 +64,12 @@ def _mapping(path: Path, key: str, name: str, phone: str, email: str, id_number:
     )
 
 
-def test_three_sources_resolve_to_one_person_each(tmp_path: Path, write_project) -> None:
+@pytest.mark.parametrize("in_worker", [False, True], ids=["in-thread", "worker process"])
+def test_three_sources_resolve_to_one_person_each(
+    tmp_path: Path, write_project, monkeypatch: pytest.MonkeyPatch, in_worker: bool
+) -> None:
+    if in_worker:  # chunks of this size are resolved in the sync's process otherwise
+        monkeypatch.setattr(identity_worker, "PARALLEL_PEOPLE", 100)
     rng = random.Random(7)
     people = _people(rng)
 

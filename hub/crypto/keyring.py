@@ -113,6 +113,22 @@ def normalise_for_index(value: str) -> str:
     return unicodedata.normalize("NFKC", value).strip().replace(" ", "").upper()
 
 
+@dataclass(frozen=True, repr=False)
+class KeyringSpec:
+    """A keyring's KEK and settings, handed to a worker process (it holds the KEK: never log it)."""
+
+    kek: bytes
+    key_id: str
+    tenant: str
+    algorithm: str
+
+    def open(self, db: Database | None) -> Keyring:
+        return Keyring(self.kek, self.key_id, db=db, tenant=self.tenant, algorithm=self.algorithm)
+
+    def __repr__(self) -> str:
+        return f"KeyringSpec(key_id={self.key_id!r}, tenant={self.tenant!r}, algorithm={self.algorithm!r})"
+
+
 class Keyring:
     """Seals and opens values with the tenant's data keys; computes blind indexes.
 
@@ -135,6 +151,7 @@ class Keyring:
         if not aead.supported(aead.ALGORITHMS[algorithm]):
             raise HubError(f"{algorithm} is not supported by the OpenSSL that cryptography links against")
         self._kek = kek
+        self._provider_key_id = key_id
         self.kek_id = f"{key_id}:{kek_fingerprint(kek)}"
         self.db = db
         self.tenant = tenant
@@ -150,6 +167,10 @@ class Keyring:
         self._hmac_keys: dict[str, bytes] = {}
         self._blind_macs: dict[str, HmacSha256] = {}
         self.encryptions: Counter[int] = Counter()
+
+    def spec(self) -> KeyringSpec:
+        """What a worker process needs to open this keyring over its own connection."""
+        return KeyringSpec(self._kek, self._provider_key_id, self.tenant, self.algorithm.name)
 
     # -- data keys ---------------------------------------------------------------------------
 
