@@ -32,13 +32,14 @@ from airbyte_cdk.models import AirbyteStateMessageSerializer, SyncMode, Type
 from airbyte_cdk.sources.declarative.concurrent_declarative_source import ConcurrentDeclarativeSource
 from airbyte_cdk.test.catalog_builder import CatalogBuilder
 
-from hub.engine import Sync
+from hub import identity_worker
+from hub.engine import IN_FLIGHT, Sync
 from hub.pii import open_destination_value
 from hub.plugins import load_plugins
 from hub.project import Project, collect_connectors
 from hub.sandbox import Faults, RateLimit
 from hub.sandbox.greenhouse import GreenhouseSimulator, webhook_request
-from hub.store.models import PersonLink, Run
+from hub.store.models import PersonLink, PersonRow, Run
 
 ROOT = Path(__file__).resolve().parent.parent
 MAPPINGS = ROOT / "mappings"
@@ -711,16 +712,31 @@ def _wait_for_commits(hub_db: str, at_least: int, timeout: float = 120) -> None:
     raise AssertionError("the sync never committed a chunk")
 
 
+#: ``hub sync greenhouse --json`` with chunks of 10 or more people resolved in the identity worker
+_SYNC_WITH_IDENTITY_WORKER = (
+    "import runpy, sys; import hub.identity_worker as w; w.PARALLEL_PEOPLE = 10; "
+    "sys.argv = ['hub', 'sync', 'greenhouse', '--json']; runpy.run_module('hub.cli', run_name='__main__')"
+)
+
+
+@pytest.mark.parametrize("in_worker", [False, True], ids=["in-thread", "identity worker"])
 def test_sync_killed_midway_then_rerun_loses_and_duplicates_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_worker: bool
 ) -> None:
     store = f"sqlite:///{tmp_path / 'canonical.db'}"
+    if in_worker:  # the rerun too
+        monkeypatch.setattr(identity_worker, "PARALLEL_PEOPLE", 10)
     with GreenhouseSimulator(candidates=120, seed=13, rate_limit=None, page_delay=0.3) as sim:
         monkeypatch.setenv("GH_API_KEY", sim.api_token)
         config = _pipeline_toml(tmp_path, sim, store, streams=STREAMS[:1], chunk_size=20)
         Project(config).db.upgrade()  # migrated before the race starts
+        command = (
+            ["-c", _SYNC_WITH_IDENTITY_WORKER]
+            if in_worker
+            else ["-m", "hub.cli", "sync", "greenhouse", "--json"]
+        )
         proc = subprocess.Popen(
-            [sys.executable, "-m", "hub.cli", "sync", "greenhouse", "--json"],
+            [sys.executable, *command],
             env={**os.environ, "HUB_CONFIG": str(config)},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -740,11 +756,23 @@ def test_sync_killed_midway_then_rerun_loses_and_duplicates_nothing(
         rows = _rows(store, "candidates")
         assert len(rows) == 120 == len({r["remote_id"] for r in rows})
         assert {r["remote_id"] for r in rows} == {str(c["id"]) for c in sim.records("candidates")}
-        # what the killed run committed stands: at most the one chunk in flight is sent again
-        assert result.streams["candidates"].unchanged >= partial - 20
+        # what the killed run committed stands: at most the chunks in flight are sent again
+        assert result.streams["candidates"].unchanged >= partial - IN_FLIGHT * 20
         with project.db.session() as session:
             statuses = session.execute(sa.select(Run.status)).scalars().all()
+            links = session.execute(sa.select(PersonLink.source, PersonLink.remote_digest)).all()
+            persons = session.execute(sa.select(sa.func.count()).select_from(PersonRow)).scalar_one()
         assert "crashed" in statuses
+        # every candidate is linked to a person once, and the persons are those of a run never killed
+        assert len(links) == len(set(links)) == 120
+        clean = tmp_path / "clean"
+        clean.mkdir()
+        reference = Project(
+            _pipeline_toml(clean, sim, f"sqlite:///{clean / 'canonical.db'}", streams=STREAMS[:1])
+        )
+        assert Sync(reference, "greenhouse").run().status == "succeeded"
+        with reference.db.session() as session:
+            assert persons == session.execute(sa.select(sa.func.count()).select_from(PersonRow)).scalar_one()
 
 
 def test_oauth_pipeline_saves_the_rotated_refresh_token_into_its_secret(
