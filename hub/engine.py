@@ -145,7 +145,9 @@ def configured_catalog(
 
 
 #: Chunks with records a stream may have submitted to the writer and not yet seen committed:
-#: while the writer waits on one chunk's identity resolution, the next is read and prepared.
+#: while the writer waits on one (its identity resolution, or the last chunks of the stream
+#: before), the next is read and prepared. Each costs a chunk's memory, and a kill re-sends
+#: what is in flight.
 IN_FLIGHT = 2
 #: What a chunk's read records are replaced with once it is prepared (memory).
 EMPTY_FRAME = pd.DataFrame()
@@ -173,6 +175,15 @@ class Prepared:
     updates_existing: bool = False
     #: mapped streams with an identity section: the chunk's people being resolved (hub.identity_worker)
     identity: Future[dict[str, int]] | None = None
+
+
+#: what it takes to read a stream again: its selection, catalog entry, primary key and counts
+_Stream = tuple[StreamSelection, ConfiguredAirbyteStream, list[str], Counts]
+
+
+def _with_records(in_flight: list[tuple[Future[Counts], Prepared]]) -> int:
+    """How many chunks in flight carry records (not only a checkpoint)."""
+    return sum(1 for _, chunk in in_flight if chunk.rows or chunk.rejections)
 
 
 @dataclass
@@ -232,9 +243,9 @@ class Sync:
         #: the last chunks of the stream being read, still committing when its read ends
         self._tail: list[tuple[Future[Counts], Prepared]] = []
         #: streams ending on the writer (:meth:`_end_stream`), in order
-        self._finishing: list[Future[None]] = []
-        #: (stream, what) of a chunk that failed on the writer: nothing after it commits
-        self._write_failure: tuple[str, str] | None = None
+        self._finishing: list[tuple[_Stream, Future[None]]] = []
+        #: per stream, what failed on the writer: no later chunk of that stream commits
+        self._write_failures: dict[str, str] = {}
         self._pii = PiiGuard(project, self.pipeline)
         self._privacy = TombstoneScreen(project, self.pipeline, dry_run=dry_run)
 
@@ -335,8 +346,21 @@ class Sync:
                     counts = per_stream[sel.name] = Counts()
                     self._sync_stream(source, source_config, sel, configured, pk, destinations, counts)
                 failures = self._streams_finished()
-                if failures:
-                    raise failures[0]
+                for (sel, configured, pk, counts), failure in failures:
+                    if not is_transient(failure):
+                        raise failure
+                    # The stream's last chunks failed after the next stream had started: it is
+                    # read once more from its checkpoint, as a failure within it would have been.
+                    synclog.event(
+                        "warning",
+                        "retry",
+                        f"the last chunks of stream {sel.name} failed ({type(failure).__name__}: "
+                        f"{mask_text(str(failure))}); retry from the last checkpoint",
+                        stream=sel.name,
+                    )
+                    self._sync_stream(source, source_config, sel, configured, pk, destinations, counts)
+                for _stream, failure in self._streams_finished():
+                    raise failure
             except Exception as exc:
                 status = "failed"
                 error = mask_text(f"{type(exc).__name__}: {exc}")
@@ -345,7 +369,7 @@ class Sync:
             finally:
                 # A stream's last chunk may still be committing: it must be done before the
                 # destinations close, and what it committed counts.
-                for failure in self._streams_finished():
+                for _stream, failure in self._streams_finished():
                     synclog.event("error", "run.error", mask_text(f"{type(failure).__name__}: {failure}"))
                 for dest, _config in destinations.values():
                     if isinstance(dest, HubDestination):
@@ -465,9 +489,8 @@ class Sync:
         # The stream's last chunk is still being written: the stream ends on the writer, after it,
         # while the next stream is read and prepared.
         tail, self._tail = self._tail, []
-        self._finishing.append(
-            self._writer_pool().submit(self._end_stream, ctx, destinations, counts, last_state, tail)
-        )
+        ending = self._writer_pool().submit(self._end_stream, ctx, destinations, counts, last_state, tail)
+        self._finishing.append(((sel, configured, pk, counts), ending))
         return counts
 
     def _end_stream(
@@ -482,8 +505,10 @@ class Sync:
         synclog = self.synclog
         assert synclog is not None
         name = ctx.selection.name
-        if self._write_failure is not None and not tail:
-            raise SyncError(f"stream {name} not ended: an earlier chunk failed ({self._write_failure[1]})")
+        if name in self._write_failures and not tail:
+            raise SyncError(
+                f"stream {name} not ended: an earlier chunk failed ({self._write_failures[name]})"
+            )
         for in_flight, chunk in tail:  # done: the writer runs one task at a time, in order
             counts.add(in_flight.result())
             if chunk.batch.state is not None:
@@ -509,15 +534,15 @@ class Sync:
         assert self._writer is not None, "chunks are written only during a run"
         return self._writer
 
-    def _streams_finished(self) -> list[BaseException]:
-        """Wait for every stream still ending on the writer; what failed, in stream order."""
-        failures: list[BaseException] = []
+    def _streams_finished(self) -> list[tuple[_Stream, BaseException]]:
+        """Wait for every stream still ending on the writer; those that failed, in stream order."""
+        failures: list[tuple[_Stream, BaseException]] = []
         while self._finishing:
-            ending = self._finishing.pop(0)
+            stream, ending = self._finishing.pop(0)
             try:
                 ending.result()
-            except Exception as exc:  # noqa: BLE001 - the run reports it
-                failures.append(exc)
+            except Exception as exc:  # noqa: BLE001 - the run reports it (or retries the stream)
+                failures.append((stream, exc))
         return failures
 
     def _batches(
@@ -629,9 +654,9 @@ class Sync:
         commits, and the stream ends after it on the writer (:meth:`_end_stream`).
         """
         self._resume_state = state
-        if self._write_failure is not None and self._write_failure[0] == ctx.selection.name:
-            self._write_failure = None  # a retry of this stream: its earlier chunks are all settled
-        #: submitted, not settled, in order: up to IN_FLIGHT chunks with records, and state-only ones
+        # A retry of this stream: its chunks submitted before are all settled (or ended).
+        self._write_failures.pop(ctx.selection.name, None)
+        #: submitted, not settled, in order: chunks with records (IN_FLIGHT), and state-only ones
         in_flight: list[tuple[Future[Counts], Prepared]] = []
         base, prepared_total = counts.read, 0
         writer = self._writer_pool()
@@ -644,17 +669,19 @@ class Sync:
                 batch.frame = EMPTY_FRAME  # the commit needs what was prepared, not the records as read
                 # A checkpoint alone waits for nothing (a stream's last state); a chunk with
                 # records waits until fewer than IN_FLIGHT are still being written.
-                while not state_only and sum(1 for _, c in in_flight if c.rows or c.rejections) >= IN_FLIGHT:
+                while not state_only and _with_records(in_flight) >= IN_FLIGHT:
                     self._settle(*in_flight.pop(0), ctx, counts)
                 in_flight.append(
                     (writer.submit(self._commit_in_order, prepared, ctx, destinations, counts.read), prepared)
                 )
         except BaseException:
-            try:  # done or not: their counts and checkpoints must not be lost
-                while in_flight:
-                    self._settle(*in_flight.pop(0), ctx, counts)
-            except Exception:
-                log.debug("write of the last chunk failed too", exc_info=True)
+            # Wait for every chunk in flight, done or not: their counts and checkpoints must not
+            # be lost, and none may still be running when the stream is retried.
+            for future, chunk in in_flight:
+                try:
+                    self._settle(future, chunk, ctx, counts)
+                except Exception:
+                    log.debug("a chunk in flight failed too", exc_info=True)
             raise
         self._tail = in_flight
         return self._resume_state
@@ -854,17 +881,18 @@ class Sync:
         destinations: dict[str, tuple[Any, dict[str, Any]]],
         read_before: int,
     ) -> Counts:
-        """:meth:`_commit` on the writer: once a chunk failed, no later chunk commits.
+        """:meth:`_commit` on the writer: once a chunk failed, no later chunk of its stream commits.
 
         Chunks are submitted before the ones ahead of them are seen committed; one that
         committed after a failed one would save a checkpoint past records never written.
         """
-        if self._write_failure is not None:
-            raise SyncError(f"chunk not written: an earlier chunk failed ({self._write_failure[1]})")
+        failed = self._write_failures.get(ctx.selection.name)
+        if failed is not None:
+            raise SyncError(f"chunk not written: an earlier chunk of the stream failed ({failed})")
         try:
             return self._commit(prepared, ctx, destinations, read_before)
         except BaseException as exc:
-            self._write_failure = (ctx.selection.name, mask_text(f"{type(exc).__name__}: {exc}"))
+            self._write_failures[ctx.selection.name] = mask_text(f"{type(exc).__name__}: {exc}")
             raise
 
     def _commit(

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -186,3 +187,56 @@ def test_repeated_keys_in_a_file_keep_the_last_row_and_stay_unchanged(tmp_path: 
     assert ("E0000001", data[0][2], data[0][3], "77777") in target_rows(target)
     second = Sync(project, "load").run()
     assert second.counts.unchanged == 21 and second.counts.updated == 0
+
+
+def test_a_transient_failure_of_a_streams_last_chunk_is_retried_after_the_next_stream(
+    tmp_path: Path, write_project: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next stream starts while a stream's last chunk commits; if that commit fails on a
+    transient error, the stream is read again from its checkpoint at the end of the run."""
+    from hub.records import RecordIndex
+
+    source = tmp_path / "hr.db"
+    engine = sa.create_engine(f"sqlite:///{source}")
+    with engine.begin() as conn:
+        for table in ("first", "second"):
+            conn.execute(sa.text(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, city TEXT)"))
+            conn.execute(sa.text(f"INSERT INTO {table} VALUES (1, 'a'), (2, 'b'), (3, 'c')"))
+    engine.dispose()
+    config = write_project(
+        f"""
+        [hub]
+        database = "sqlite:///{tmp_path / "hub.db"}"
+        [connectors.hr]
+        plugin = "sql"
+        [connectors.hr.config]
+        url = "sqlite:///{source}"
+        [connectors.out]
+        plugin = "sql"
+        [connectors.out.config]
+        url = "sqlite:///{tmp_path / "out.db"}"
+        [pipelines.load]
+        source = "hr"
+        streams = ["first", "second"]
+        destinations = ["out"]
+        """
+    )
+    save, calls = RecordIndex.save, []
+
+    def save_once_failing(self: RecordIndex, *args: Any, **kwargs: Any) -> None:
+        calls.append(self.source_stream)
+        if len(calls) == 1:  # the first stream's only chunk: its commit fails, transiently
+            raise ConnectionResetError("state store went away")
+        save(self, *args, **kwargs)
+
+    monkeypatch.setattr(RecordIndex, "save", save_once_failing)
+    result = Sync(Project(config), "load", sleep=lambda _s: None).run()
+    assert result.status == "succeeded", result.error
+    assert calls == ["first", "second", "first"]  # the second stream did not wait for the retry
+    assert {name: c.inserted for name, c in result.streams.items()} == {"first": 3, "second": 3}
+    out = sa.create_engine(f"sqlite:///{tmp_path / 'out.db'}")
+    with out.connect() as conn:
+        assert [
+            conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one() for t in ("first", "second")
+        ] == [3, 3]
+    out.dispose()
