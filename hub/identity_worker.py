@@ -12,6 +12,7 @@ chunks is merged in source order. Small chunks (a webhook, a test) are resolved 
 from __future__ import annotations
 
 import gc
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
@@ -89,10 +90,13 @@ class ResolverSpec:
 _worker: tuple[IdentityResolver, Database] | None = None
 
 
-def _start(spec: ResolverSpec) -> None:
+def _start(spec: ResolverSpec, parent: int) -> None:
     global _worker
     from hub.identity import IdentityResolver
     from hub.store.db import Database
+    from hub.workers import start_worker
+
+    start_worker(parent)
 
     db = Database(spec.database_url, auto_upgrade=False)  # the sync's process migrated it
     _worker = (IdentityResolver(db, spec.keyring.open(db), spec.config), db)
@@ -150,7 +154,7 @@ class IdentityResolution:
                 max_workers=1,  # one worker: chunks are resolved in the order they came
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start,
-                initargs=(spec,),
+                initargs=(spec, os.getpid()),
             )
         return self._pool
 

@@ -37,6 +37,7 @@ from hub.crypto.keyring import ColumnTask, seal_text_columns
 from hub.errors import FatalSyncError
 from hub.frames import arrow, data_columns, key_strings
 from hub.mapping.executor import IDENTITY_PREFIX, REMOTE_ID
+from hub.workers import start_worker
 
 if TYPE_CHECKING:
     from hub.config import PipelineConfig
@@ -184,11 +185,11 @@ class ColumnSealer:
 
             # Below the sync's own priority: the writer thread is the sync's critical path,
             # the workers only have to stay one chunk ahead of it.
-            lower: dict[str, Any] = (
-                {"initializer": os.nice, "initargs": (WORKER_NICENESS,)} if hasattr(os, "nice") else {}
-            )
             self._pool = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), **lower
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=start_worker,
+                initargs=(os.getpid(), WORKER_NICENESS),
             )
         return self._pool
 

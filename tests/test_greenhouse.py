@@ -712,6 +712,21 @@ def _wait_for_commits(hub_db: str, at_least: int, timeout: float = 120) -> None:
     raise AssertionError("the sync never committed a chunk")
 
 
+def _children(pid: int) -> list[int]:
+    """The processes ``pid`` started (Linux)."""
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text(encoding="utf-8")
+    return [int(child) for child in text.split()]
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is still a live process (an exited one nobody reaped is not)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
 #: ``hub sync greenhouse --json`` with chunks of 10 or more people resolved in the identity worker
 _SYNC_WITH_IDENTITY_WORKER = (
     "import runpy, sys; import hub.identity_worker as w; w.PARALLEL_PEOPLE = 10; "
@@ -743,11 +758,18 @@ def test_sync_killed_midway_then_rerun_loses_and_duplicates_nothing(
         )
         try:
             _wait_for_commits(f"sqlite:///{tmp_path / 'hub.db'}", 2)
+            workers = _children(proc.pid)
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
         partial = len(_rows(store, "candidates"))
         assert 0 < partial < 120, "the kill should land midway"
+        if in_worker:  # the killed sync's identity worker follows it out, as any hub worker does
+            assert workers, "the identity worker was running"
+            deadline = time.monotonic() + 10
+            while (alive := [pid for pid in workers if _running(pid)]) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert not alive, "worker processes outlived the killed sync"
 
         sim.page_delay = 0.0
         project = Project(config)
