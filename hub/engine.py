@@ -367,8 +367,8 @@ class Sync:
                 synclog.event("error", "run.error", error)
                 log.debug("run failed", exc_info=True)
             finally:
-                # A stream's last chunk may still be committing: it must be done before the
-                # destinations close, and what it committed counts.
+                # A stream's last chunks may still be committing: they must be done before the
+                # destinations close, and what they committed counts.
                 for _stream, failure in self._streams_finished():
                     synclog.event("error", "run.error", mask_text(f"{type(failure).__name__}: {failure}"))
                 for dest, _config in destinations.values():
@@ -486,8 +486,8 @@ class Sync:
                 )
                 self.sleep(delay)
                 last_state = self._resume_state
-        # The stream's last chunk is still being written: the stream ends on the writer, after it,
-        # while the next stream is read and prepared.
+        # The stream's last chunks are still being written: the stream ends on the writer, after
+        # them, while the next stream is read and prepared.
         tail, self._tail = self._tail, []
         ending = self._writer_pool().submit(self._end_stream, ctx, destinations, counts, last_state, tail)
         self._finishing.append(((sel, configured, pk, counts), ending))
@@ -650,8 +650,8 @@ class Sync:
         Two stages, one chunk in flight: the database drivers release the GIL while they
         write, so reading and hashing overlap with writing. Chunks still commit in order,
         and the checkpoint of a chunk is saved only with that chunk's commit. The last
-        chunk is left in flight (``self._tail``): the next stream starts reading while it
-        commits, and the stream ends after it on the writer (:meth:`_end_stream`).
+        chunks are left in flight (``self._tail``): the next stream starts reading while they
+        commit, and the stream ends after them on the writer (:meth:`_end_stream`).
         """
         self._resume_state = state
         # A retry of this stream: its chunks submitted before are all settled (or ended).

@@ -12,7 +12,6 @@ chunks is merged in source order. Small chunks (a webhook, a test) are resolved 
 from __future__ import annotations
 
 import gc
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
@@ -90,13 +89,10 @@ class ResolverSpec:
 _worker: tuple[IdentityResolver, Database] | None = None
 
 
-def _start(spec: ResolverSpec, parent: int) -> None:
+def _start(spec: ResolverSpec) -> None:
     global _worker
     from hub.identity import IdentityResolver
     from hub.store.db import Database
-    from hub.workers import start_worker
-
-    start_worker(parent)
 
     db = Database(spec.database_url, auto_upgrade=False)  # the sync's process migrated it
     _worker = (IdentityResolver(db, spec.keyring.open(db), spec.config), db)
@@ -141,8 +137,7 @@ class IdentityResolution:
         if people < PARALLEL_PEOPLE or db.engine.url.database in (None, "", ":memory:"):
             return None
         if self._pool is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+            from hub.workers import process_pool
 
             resolver = self.resolver()  # creates the data keys here, before the worker needs them
             spec = ResolverSpec(
@@ -150,12 +145,8 @@ class IdentityResolution:
                 resolver.keyring.spec(),
                 resolver.config,
             )
-            self._pool = ProcessPoolExecutor(
-                max_workers=1,  # one worker: chunks are resolved in the order they came
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start,
-                initargs=(spec, os.getpid()),
-            )
+            # one worker: chunks are resolved in the order they came
+            self._pool = process_pool(1, setup=_start, args=(spec,))
         return self._pool
 
     def warm(self, people: int) -> None:

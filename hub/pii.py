@@ -37,7 +37,7 @@ from hub.crypto.keyring import ColumnTask, seal_text_columns
 from hub.errors import FatalSyncError
 from hub.frames import arrow, data_columns, key_strings
 from hub.mapping.executor import IDENTITY_PREFIX, REMOTE_ID
-from hub.workers import start_worker
+from hub.workers import process_pool
 
 if TYPE_CHECKING:
     from hub.config import PipelineConfig
@@ -180,17 +180,9 @@ class ColumnSealer:
         if rows < PARALLEL_ROWS or (os.cpu_count() or 1) < 2:
             return None
         if self._pool is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
             # Below the sync's own priority: the writer thread is the sync's critical path,
             # the workers only have to stay one chunk ahead of it.
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=start_worker,
-                initargs=(os.getpid(), WORKER_NICENESS),
-            )
+            self._pool = process_pool(self.workers, niceness=WORKER_NICENESS)
         return self._pool
 
     def warm(self, rows: int) -> None:

@@ -184,3 +184,12 @@ def run_cli(args: list[str], config: Path, **kwargs: Any) -> Any:
         timeout=600,
         **kwargs,
     )
+
+
+def process_running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (Linux; one that exited and nobody reaped is not)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status

@@ -40,6 +40,7 @@ from hub.project import Project, collect_connectors
 from hub.sandbox import Faults, RateLimit
 from hub.sandbox.greenhouse import GreenhouseSimulator, webhook_request
 from hub.store.models import PersonLink, PersonRow, Run
+from tests.conftest import process_running
 
 ROOT = Path(__file__).resolve().parent.parent
 MAPPINGS = ROOT / "mappings"
@@ -718,15 +719,6 @@ def _children(pid: int) -> list[int]:
     return [int(child) for child in text.split()]
 
 
-def _running(pid: int) -> bool:
-    """Whether ``pid`` is still a live process (an exited one nobody reaped is not)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return False
-    return "\nState:\tZ" not in status
-
-
 #: ``hub sync greenhouse --json`` with chunks of 10 or more people resolved in the identity worker
 _SYNC_WITH_IDENTITY_WORKER = (
     "import runpy, sys; import hub.identity_worker as w; w.PARALLEL_PEOPLE = 10; "
@@ -767,7 +759,7 @@ def test_sync_killed_midway_then_rerun_loses_and_duplicates_nothing(
         if in_worker:  # the killed sync's identity worker follows it out, as any hub worker does
             assert workers, "the identity worker was running"
             deadline = time.monotonic() + 10
-            while (alive := [pid for pid in workers if _running(pid)]) and time.monotonic() < deadline:
+            while (alive := [pid for pid in workers if process_running(pid)]) and time.monotonic() < deadline:
                 time.sleep(0.1)
             assert not alive, "worker processes outlived the killed sync"
 
