@@ -796,12 +796,15 @@ class Sync:
             frame = frame.assign(
                 **{POSITION: [f"{sel.name}#{i}" for i in range(seen + 1, seen + len(frame) + 1)]}
             )
+        as_decoded: set[str] = set()
         if ctx.mapping is not None and not self.pipeline.keep_raw:
             # Only what the mapping reads becomes text: a nested column it does not read (a
-            # Greenhouse candidate's embedded applications) costs more to serialise than the rest.
+            # Greenhouse candidate's embedded applications) costs more to serialise than the rest,
+            # and one it reads only through JSON paths would be parsed again from that text.
             needed = ctx.mapping.source_columns() | set(pk) | {POSITION}
             frame = frame[[c for c in frame.columns if c in needed]]
-        frame = text_frame(frame)
+            as_decoded = ctx.mapping.path_only_columns() - set(pk)
+        frame = text_frame(frame, as_decoded)
         missing = [c for c in pk if c not in frame.columns]
         if missing:
             raise FatalSyncError(f"stream {sel.name!r}: primary key column(s) {missing} not in the records")

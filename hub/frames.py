@@ -7,7 +7,7 @@ columns keep them out of Python objects until a destination needs them.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -55,13 +55,15 @@ def as_text(value: Any) -> str:
     return str(value)
 
 
-def text_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with every column as Arrow strings."""
-    if all(dtype == TEXT for dtype in frame.dtypes):
+def text_frame(frame: pd.DataFrame, as_they_are: Collection[str] = ()) -> pd.DataFrame:
+    """``frame`` with every column as Arrow strings, but those named in ``as_they_are``."""
+    if all(dtype == TEXT for c, dtype in frame.dtypes.items() if c not in as_they_are):
         return frame
     return pd.DataFrame(
         {
-            c: pd.Series(pd.arrays.ArrowExtensionArray(arrow(frame[c])), index=frame.index)
+            c: frame[c]
+            if c in as_they_are
+            else pd.Series(pd.arrays.ArrowExtensionArray(arrow(frame[c])), index=frame.index)
             for c in frame.columns
         },
         index=frame.index,

@@ -120,3 +120,46 @@ def test_discover_is_kept_per_config_for_static_manifests() -> None:
     document = {**lever.document, "x_schemas": {"type": "DynamicSchemaLoader"}}
     assert not Manifest(lever.path, document, False, ()).static_streams  # a schema fetched at discover
     assert not Manifest(lever.path, {**lever.document, "dynamic_streams": []}, False, ()).static_streams
+
+
+def test_a_slice_hashes_as_the_cdk_hashes_it_once_per_slice() -> None:
+    from airbyte_cdk.sources.types import StreamSlice
+    from airbyte_cdk.utils.slice_hasher import SliceHasher
+    from hub_airbyte import manifest
+
+    slices = [
+        StreamSlice(partition={}, cursor_slice={}),
+        StreamSlice(partition={"parent_id": 7}, cursor_slice={"start": "2024-01-01T00:00:00.000Z"}),
+        StreamSlice(partition={"b": 1, "a": [1, 2]}, cursor_slice={}, extra_fields={"x": 1}),
+    ]
+
+    class AsTheCdkHashes:  # hash() folds what __hash__ returns: compare through it
+        def __init__(self, stream_slice: StreamSlice) -> None:
+            self.stream_slice = stream_slice
+
+        def __hash__(self) -> int:
+            return SliceHasher.hash(stream_slice=self.stream_slice._stream_slice)
+
+    for stream_slice in slices:
+        expected = hash(AsTheCdkHashes(stream_slice))
+        assert manifest._slice_hash(stream_slice) == SliceHasher.hash(stream_slice=stream_slice._stream_slice)
+        assert hash(stream_slice) == expected
+        assert hash(stream_slice) == expected  # the remembered value
+    seen = {slices[1]: "cursor"}
+    twin = StreamSlice(partition={"parent_id": 7}, cursor_slice={"start": "2024-01-01T00:00:00.000Z"})
+    assert seen[twin] == "cursor"  # equal slices still meet in a dict
+    calls = []
+    original = SliceHasher.hash
+
+    def counting(*args: Any, **kwargs: Any) -> int:
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    fresh = StreamSlice(partition={"p": 1}, cursor_slice={})
+    SliceHasher.hash = counting  # type: ignore[method-assign]
+    try:
+        for _ in range(5):
+            hash(fresh)
+    finally:
+        SliceHasher.hash = original  # type: ignore[method-assign]
+    assert len(calls) == 1

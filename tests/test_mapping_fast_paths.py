@@ -206,3 +206,40 @@ def test_as_text_fast_types_match_the_general_form(value: Any) -> None:
     else:
         expected = str(value)
     assert as_text(value) == expected
+
+
+def test_columns_read_only_through_paths_map_the_same_left_decoded(tmp_path: Path) -> None:
+    """The engine leaves such columns as the source decoded them: same fields, same rejections."""
+    path = tmp_path / "candidates.yaml"
+    path.write_text(textwrap.dedent(CANDIDATE), encoding="utf-8")
+    spec = load_mapping(path, TRANSFORMS, ENTITIES)
+    assert spec.path_only_columns() == {"website_addresses", "email_addresses", "phone_numbers"}
+    raw = pd.DataFrame(candidate_rows(400), dtype=object)
+    as_text_all = apply_mapping(spec, text_frame(raw), TRANSFORMS, as_text=True)
+    decoded = apply_mapping(spec, text_frame(raw, spec.path_only_columns()), TRANSFORMS, as_text=True)
+    assert [(r.position, r.reason) for r in decoded.rejections] == [
+        (r.position, r.reason) for r in as_text_all.rejections
+    ]
+    assert decoded.warnings == as_text_all.warnings
+    assert decoded.frame.equals(as_text_all.frame)
+
+
+def test_a_column_also_read_whole_or_by_a_condition_is_not_path_only(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """\
+            entity: Candidate
+            key: [id]
+            fields:
+              urls: {path: "links[].value"}
+              tags: {path: "labels[]", when: {column: source, equals: ats}}
+              current_title: {path: "source.title"}
+              current_company: {path: "job.company"}
+            custom_fields: [job]
+            """
+        ),
+        encoding="utf-8",
+    )
+    spec = load_mapping(path, TRANSFORMS, ENTITIES)
+    assert spec.path_only_columns() == {"links", "labels"}

@@ -735,3 +735,36 @@ def test_large_chunks_are_sealed_in_worker_processes_with_the_same_result() -> N
     assert keyring.encryptions[keyring.primary("identity").id] == 2 * sum(
         frame["id_number"].notna()
     )  # both runs
+
+
+def test_text_array_keeps_nulls_empties_and_non_ascii_text() -> None:
+    import pyarrow as pa
+
+    from hub.crypto.keyring import text_array
+
+    values = ["a", None, "", "张三", None, "hub1.AAAA"] * 3
+    array = text_array(values)
+    assert array.type == pa.string()
+    assert array.to_pylist() == values
+    assert array.null_count == 6
+    assert text_array([]).to_pylist() == []
+    assert text_array(["x", "y"]).null_count == 0
+
+
+def test_sealing_a_chunk_in_a_fresh_process_does_not_import_pandas() -> None:
+    """A sealing worker's own work (Arrow in, Arrow out) needs neither pandas nor airbyte-cdk."""
+    script = """
+import os, sys
+from hub.crypto import Keyring
+from hub.crypto.keyring import seal_text_columns, text_array
+keyring = Keyring(os.urandom(32))
+task = keyring.column_task("identity", "dst/people", "id_number")
+blind = keyring.blind_key("id_number")
+out = seal_text_columns([(task, blind)], [text_array(["110105194912310021", None])], text_array(["C1", "C2"]))
+assert out[0][0].to_pylist()[1] is None and out[0][1].to_pylist()[1] is None
+assert keyring.open_text(out[0][0].to_pylist()[0], "dst/people", "id_number", "C1") == "110105194912310021"
+print(sorted(m for m in ("pandas", "airbyte_cdk") if m in sys.modules))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -120,19 +120,34 @@ class MappingSpec:
 
     def source_columns(self) -> set[str]:
         """Columns of the source records this mapping reads."""
-        cols = set(self.key) | set(self.custom_fields)
+        whole, through_paths = self._columns_read()
+        return whole | through_paths
+
+    def path_only_columns(self) -> set[str]:
+        """Source columns this mapping reads through JSON paths alone.
+
+        A path picks from the value as decoded (a Greenhouse candidate's ``email_addresses``
+        list), so such a column need not become text first, only to be parsed again.
+        """
+        whole, through_paths = self._columns_read()
+        return through_paths - whole
+
+    def _columns_read(self) -> tuple[set[str], set[str]]:
+        """(columns read as values: key, custom fields, sources, conditions; columns paths start at)."""
+        whole = set(self.key) | set(self.custom_fields)
+        through_paths = set()
         for rule in [*self.fields.values(), *self.identity.values()]:
             if rule.source:
-                cols.add(rule.source)
+                whole.add(rule.source)
             if rule.json_column:
-                cols.add(rule.json_column)
+                through_paths.add(rule.json_column)
             if rule.when:
-                cols.add(rule.when.column)
+                whole.add(rule.when.column)
             for step in rule.steps:
-                cols.update(
+                whole.update(
                     v for k, v in step.params.items() if k in ("birth_date", "gender") and isinstance(v, str)
                 )
-        return cols
+        return whole, through_paths
 
 
 def enum_values(annotation: Any) -> set[str] | None:
