@@ -48,6 +48,7 @@ from sqlalchemy.orm import Session
 from hub.frames import META_PREFIX, arrow, row_hashes
 from hub.mapping.executor import IDENTITY_PREFIX
 from hub.records import RecordIndex, driver_timestamp
+from hub.store.bulk import insert_rows
 from hub.store.models import ChangeEvent
 
 #: Change events name identity fields ``identity.<field>``.
@@ -207,20 +208,23 @@ def _changed(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
     return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
 
 
-def _insert_sql(dialect: str, paramstyle: str) -> str:
-    columns = (
-        "run_id",
-        "pipeline",
-        "stream",
-        "entity",
-        "kind",
-        "key_digest",
-        "record_id",
-        "changed_fields",
-        "created_at",
-    )
+_EVENT_COLUMNS = (
+    "run_id",
+    "pipeline",
+    "stream",
+    "entity",
+    "kind",
+    "key_digest",
+    "record_id",
+    "changed_fields",
+    "created_at",
+)
+_INSERT_HEAD = f"INSERT INTO change_events ({', '.join(_EVENT_COLUMNS)})"
+
+
+def _insert_sql(paramstyle: str) -> str:
     mark = "?" if paramstyle == "qmark" else "%s"
-    return f"INSERT INTO change_events ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+    return f"{_INSERT_HEAD} VALUES ({', '.join([mark] * len(_EVENT_COLUMNS))})"
 
 
 class ChangeRecorder:
@@ -238,7 +242,7 @@ class ChangeRecorder:
         """Field hashes and sealed ids of the rows a chunk writes (while the chunk before commits)."""
         hashes, names = self.hasher.hash_frame(frame, key_column)
         keys = frame[key_column].astype(str).tolist()
-        sealed = [self.seal_record_id(k, d) for k, d in zip(keys, digests, strict=True)]
+        sealed = self.keyring.seal_each(keys, "personal", ("change_events",), digests)
         return PreparedChanges(hashes, names, keys, sealed)
 
     def record(
@@ -281,7 +285,7 @@ class ChangeRecorder:
         connection = session.connection()
         dialect = connection.dialect
         now = driver_timestamp(dialect.name)
-        sql = _insert_sql(dialect.name, dialect.paramstyle)
+        sql = _insert_sql(dialect.paramstyle)
         for start in range(0, len(events), 10000):
             params = [
                 (
@@ -297,7 +301,12 @@ class ChangeRecorder:
                 )
                 for i, kind, fields in events[start : start + 10000]
             ]
-            connection.exec_driver_sql(sql, params)
+            if dialect.name == "sqlite":
+                insert_rows(
+                    connection.exec_driver_sql, connection.connection.dbapi_connection, _INSERT_HEAD, params
+                )
+            else:
+                connection.exec_driver_sql(sql, params)
         if not notices:
             return len(events), []
         ids: dict[str, int] = {}

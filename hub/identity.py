@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
 import time
 import unicodedata
 import uuid
@@ -46,7 +45,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
-from itertools import chain
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -58,6 +56,7 @@ from sqlalchemy.orm import Session
 from hub.crypto import Keyring
 from hub.errors import ConfigProblem, ConfigurationError, HubError
 from hub.store import Database
+from hub.store.bulk import insert_rows, sqlite_variables
 from hub.store.models import (
     AuditEntry,
     IdentityConflict,
@@ -241,10 +240,6 @@ def _parse_time(value: Any) -> datetime | None:
     return None
 
 
-#: Bound values per SQLite statement when the driver cannot say (SQLite's limit before 3.32)
-_SQLITE_VARIABLES = 999
-
-
 def _insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
     """INSERT ``rows`` (dicts with the same keys) into ``table`` in one executemany.
 
@@ -282,37 +277,11 @@ def _insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> No
         parameters = list(zip(*columns, strict=True))
     if not compiled.positional:
         parameters = [dict(zip(order, values, strict=True)) for values in parameters]
-    head, values_keyword, group = compiled.string.partition(" VALUES ")
+    head, _, group = compiled.string.partition(" VALUES ")
     if dialect.name != "sqlite" or group != "(" + ", ".join("?" * len(order)) + ")":
         connection.exec_driver_sql(compiled.string, parameters)
         return
-    # SQLite: many rows per statement. Its driver gives up the GIL for every statement it runs
-    # and waits to get it back (up to the 5 ms switch interval) while other threads run Python.
-    per_statement = max(1, _sqlite_variables(connection) // len(order))
-    whole, rest = divmod(len(parameters), per_statement)
-    if whole:
-        statement = head + values_keyword + ", ".join([group] * per_statement)
-        connection.exec_driver_sql(
-            statement,
-            [
-                tuple(chain.from_iterable(parameters[i * per_statement : (i + 1) * per_statement]))
-                for i in range(whole)
-            ],
-        )
-    if rest:
-        statement = head + values_keyword + ", ".join([group] * rest)
-        connection.exec_driver_sql(statement, tuple(chain.from_iterable(parameters[whole * per_statement :])))
-
-
-def _sqlite_variables(connection: Connection) -> int:
-    """How many values one SQLite statement may bind (999 before SQLite 3.32), at most 30,000."""
-    driver = connection.connection.dbapi_connection
-    getlimit = getattr(driver, "getlimit", None)
-    try:
-        limit = int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)) if getlimit else _SQLITE_VARIABLES
-    except (sqlite3.Error, AttributeError, TypeError):
-        limit = _SQLITE_VARIABLES
-    return max(1, min(limit, 30_000))
+    insert_rows(connection.exec_driver_sql, connection.connection.dbapi_connection, head, parameters)
 
 
 def _rows_in(session: Session, query: Any, column: Any, values: list[str]) -> Iterator[tuple[Any, ...]]:
@@ -342,7 +311,7 @@ def _rows_in(session: Session, query: Any, column: Any, values: list[str]) -> It
         c.type.dialect_impl(dialect).result_processor(dialect, None) for c in query.selected_columns
     ]
     fixed = [compiled.params[name] for name in order[:-1]]
-    size = max(1, _sqlite_variables(connection) - len(fixed))
+    size = max(1, sqlite_variables(connection.connection.dbapi_connection) - len(fixed))
     for part in _chunks(values, size):
         statement = compiled.string.replace(placeholder, "(" + ", ".join("?" * len(part)) + ")")
         for row in connection.exec_driver_sql(statement, (*fixed, *part)):

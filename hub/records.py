@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
+from hub.store.bulk import insert_rows
 from hub.store.models import BatchFingerprint, CanonicalRecord
 
 LOOKUP_CHUNK = 500
@@ -59,17 +60,18 @@ def driver_timestamp(dialect: str) -> Any:
     return now
 
 
+_UPSERT_HEAD = f"INSERT INTO canonical_records ({', '.join(_UPSERT_COLUMNS)})"
+
+
+def _upsert_tail(dialect: str) -> str:
+    if dialect in ("mysql", "mariadb"):
+        return " ON DUPLICATE KEY UPDATE " + ", ".join(f"{c} = VALUES({c})" for c in _UPDATED)
+    return " ON CONFLICT (key_digest) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _UPDATED)
+
+
 def _upsert_sql(dialect: str, paramstyle: str) -> str:
     mark = "?" if paramstyle == "qmark" else "%s"
-    head = (
-        f"INSERT INTO canonical_records ({', '.join(_UPSERT_COLUMNS)}) "
-        f"VALUES ({', '.join([mark] * len(_UPSERT_COLUMNS))}) "
-    )
-    if dialect in ("mysql", "mariadb"):
-        return head + "ON DUPLICATE KEY UPDATE " + ", ".join(f"{c} = VALUES({c})" for c in _UPDATED)
-    return (
-        head + "ON CONFLICT (key_digest) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _UPDATED)
-    )
+    return f"{_UPSERT_HEAD} VALUES ({', '.join([mark] * len(_UPSERT_COLUMNS))}){_upsert_tail(dialect)}"
 
 
 class RecordIndex:
@@ -150,7 +152,12 @@ class RecordIndex:
         ]
         sql = _upsert_sql(dialect.name, dialect.paramstyle)
         for start in range(0, len(rows), 10000):
-            connection.exec_driver_sql(sql, rows[start : start + 10000])
+            part = rows[start : start + 10000]
+            if dialect.name == "sqlite":
+                driver = connection.connection.dbapi_connection
+                insert_rows(connection.exec_driver_sql, driver, _UPSERT_HEAD, part, _upsert_tail("sqlite"))
+            else:
+                connection.exec_driver_sql(sql, part)
         self._empty = False
 
     def has_fingerprint(self, session: Session, fingerprint: str) -> bool:

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from hub.crypto import aead, envelope
 from hub.crypto.aead import AES_256_GCM, SM4_GCM, AeadError, Algorithm
-from hub.crypto.envelope import TEXT_PREFIX, from_text, lp, to_text
+from hub.crypto.envelope import HEADER, TEXT_PREFIX, from_text, lp, to_text
 from hub.crypto.keyring import DATA_CLASSES, INDEX_CLASS, DecryptionError, Keyring
 from hub.crypto.mac import HmacSha256
 from hub.store.db import Database
@@ -327,6 +327,20 @@ def test_seal_many_is_bound_to_each_record(keyring: Keyring) -> None:
         keyring.open_text(str(column[0]), "people", "bank_account", "2")  # swapped rows
     with pytest.raises(ValueError):
         keyring.seal_many(["a", "b"], "financial", "people", "bank_account", ["1"])
+
+
+def test_seal_each_opens_as_seal_does_bound_to_its_last_part(keyring: Keyring) -> None:
+    before = dict(keyring.encryptions)
+    blobs = keyring.seal_each(["40000001", "张三", ""], "personal", ("change_events",), ["d1", "d2", "d3"])
+    for blob, value, last in zip(blobs, ["40000001", "张三", ""], ["d1", "d2", "d3"], strict=True):
+        assert isinstance(blob, bytes)
+        assert keyring.open(blob, "change_events", last) == value.encode()
+        reference = keyring.seal(value.encode(), "personal", "change_events", last)
+        assert len(blob) == len(reference) and blob[: HEADER.size] == reference[: HEADER.size]
+    with pytest.raises(DecryptionError):
+        keyring.open(blobs[0], "change_events", "d2")
+    key_id = keyring.primary("personal").id
+    assert keyring.encryptions[key_id] == before.get(key_id, 0) + 3 + 3  # the three references too
 
 
 def _flip_every_bit(blob: bytes) -> Iterator[bytes]:

@@ -390,6 +390,28 @@ class Keyring:
             self.encryptions[key.id] += sealed
         return out
 
+    def seal_each(
+        self, values: Sequence[str], data_class: str, context: tuple[str, ...], last_parts: Sequence[str]
+    ) -> list[bytes]:
+        """``seal(value.encode(), data_class, *context, last)`` for each value and its last part.
+
+        The same ciphertexts (under fresh nonces), with the per-call costs paid once: what a
+        chunk's change events need for their record ids.
+        """
+        key = self._sealing_key(data_class)
+        out = seal_column(
+            key.algorithm.name,
+            key.material,
+            key.id,
+            (self.tenant, *context),
+            values,
+            last_parts,
+            as_text=False,
+        )
+        with self._lock:
+            self.encryptions[key.id] += len(values)
+        return out
+
     def column_task(
         self, data_class: str, table: str, field: str
     ) -> tuple[str, bytes, int, tuple[str, str, str]]:
@@ -551,15 +573,16 @@ def seal_column(
     algorithm: str,
     material: bytes,
     key_id: int,
-    place: tuple[str, str, str],
+    place: tuple[str, ...],
     values: Sequence[str | None],
     record_ids: Sequence[str],
     keep_empty: bool = False,
-) -> list[str | None]:
+    as_text: bool = True,
+) -> list[Any]:
     """Text ciphertexts of a column under one data key: the loop behind :meth:`Keyring.seal_many`.
 
     ``None`` stays ``None``; with ``keep_empty`` an empty string stays as it is too (nothing to
-    hide, no nonce spent) instead of being sealed.
+    hide, no nonce spent) instead of being sealed. ``as_text=False``: the ciphertexts as bytes.
 
     A plain function of its arguments, so a worker process can run it. ``place`` is (tenant,
     table, field); AAD = header || lp(tenant, table, field) || lp(record_id), the same bytes
@@ -572,7 +595,7 @@ def seal_column(
     prefix = header + lp(*place)
     pack_length = _UINT32.pack
     nonces = os.urandom(12 * len(values))
-    out: list[str | None] = []
+    out: list[Any] = []
     append = out.append
     offset = 0
     for value, record_id in zip(values, record_ids, strict=True):
@@ -582,7 +605,7 @@ def seal_column(
             nonce = nonces[offset : offset + 12]
             raw_id = record_id.encode()
             body = encrypt(nonce, value.encode(), prefix + pack_length(len(raw_id)) + raw_id)
-            append(to_text(header + nonce + body))
+            append(to_text(header + nonce + body) if as_text else header + nonce + body)
         offset += 12
     return out
 

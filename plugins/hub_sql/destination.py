@@ -37,6 +37,7 @@ from sqlalchemy.sql.type_api import TypeEngine
 
 from hub.connectors import HubDestination, WriteResult
 from hub.frames import data_columns, to_arrow_table
+from hub.store.bulk import insert_rows
 from hub_sql.common import SPEC, check_connection, engine_for, safe_error, table_name
 
 log = logging.getLogger(__name__)
@@ -232,18 +233,20 @@ class SqlDestination(HubDestination):
                 for part in _slices(_numeric_booleans(table, columns, rows)):
                     cursor.executemany(statement, _tuples(part))
             else:
-                marks = ", ".join(["?"] * len(columns))
                 action = (
                     "DO UPDATE SET " + ", ".join(f"{q(c)} = excluded.{q(c)}" for c in updates)
                     if updates
                     else "DO NOTHING"
                 )
                 conflict = ", ".join(q(k) for k in pk)
-                statement = (
-                    f"INSERT INTO {target} ({cols}) VALUES ({marks}) ON CONFLICT ({conflict}) {action}"
-                )
                 for part in _slices(_numeric_booleans(table, columns, rows)):
-                    cursor.executemany(statement, _tuples(part))
+                    insert_rows(
+                        cursor.executemany,
+                        raw.dbapi_connection,
+                        f"INSERT INTO {target} ({cols})",
+                        _tuples(part),
+                        f" ON CONFLICT ({conflict}) {action}",
+                    )
             raw.commit()
         except Exception as exc:
             raw.rollback()
