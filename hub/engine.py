@@ -15,7 +15,7 @@ import hmac
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -175,6 +175,30 @@ class Prepared:
     updates_existing: bool = False
     #: mapped streams with an identity section: the chunk's people being resolved (hub.identity_worker)
     identity: Future[dict[str, int]] | None = None
+
+
+def records_frame(
+    rows: Sequence[Mapping[str, Any]], stream: str, before: int, columns: Collection[str] | None = None
+) -> pd.DataFrame:
+    """A chunk of records as a frame, each with its position (``stream#N``, counting on from ``before``).
+
+    ``columns``: only these are kept (those a mapping reads), picked from each record rather
+    than building every column of a wide record (a Greenhouse candidate has forty) first; a
+    column no record has stays absent, as pandas would leave it. dtype object: nullable
+    integers (ids, epoch ms) must not become floats.
+    """
+    if not rows:
+        return pd.DataFrame(dtype=object)
+    if columns is None:
+        frame = pd.DataFrame(list(rows), dtype=object)
+    else:
+        picked = {}
+        for column in columns:
+            if column in rows[0] or any(column in row for row in rows):
+                picked[column] = [row.get(column) for row in rows]
+        frame = pd.DataFrame(picked, index=pd.RangeIndex(len(rows)), dtype=object)
+    frame[POSITION] = [f"{stream}#{i}" for i in range(before + 1, before + len(rows) + 1)]
+    return frame
 
 
 #: what it takes to read a stream again: its selection, catalog entry, primary key and counts
@@ -551,7 +575,9 @@ class Sync:
         config: Mapping[str, Any],
         configured: ConfiguredAirbyteStream,
         state: dict[str, Any] | None,
+        columns: Collection[str] | None = None,
     ) -> Iterator[RecordBatch]:
+        """The stream's chunks; from an Airbyte source, with only ``columns`` (if given) kept."""
         name = configured.stream.name
         if isinstance(source, HubSource):
             options: dict[str, Any] = {"chunk_size": self.chunk_size}
@@ -559,7 +585,7 @@ class Sync:
                 options["cursor_field"] = configured.cursor_field[0]
             yield from source.read_batches(cdk_logger, config, name, state, options)
             return
-        yield from self._batches_from_messages(source, config, configured, state)
+        yield from self._batches_from_messages(source, config, configured, state, columns)
 
     def _batches_from_messages(
         self,
@@ -567,6 +593,7 @@ class Sync:
         config: Mapping[str, Any],
         configured: ConfiguredAirbyteStream,
         state: dict[str, Any] | None,
+        columns: Collection[str] | None = None,
     ) -> Iterator[RecordBatch]:
         """Group an Airbyte source's RECORD messages into chunks, cut at its STATE messages."""
         name = configured.stream.name
@@ -581,7 +608,7 @@ class Sync:
         # Python CDK sources print TRACE / CONTROL messages to stdout (a 429's "rate limited"):
         # taken off stdout for any source, as the manifest connector does for its own calls.
         with contained(ConfigCapture(config, ())):
-            yield from self._read_messages(source, cdk_logger, config, catalog, states, name)
+            yield from self._read_messages(source, cdk_logger, config, catalog, states, name, columns)
 
     def _read_messages(
         self,
@@ -591,35 +618,35 @@ class Sync:
         catalog: ConfiguredAirbyteCatalog,
         states: list[Any],
         name: str,
+        columns: Collection[str] | None = None,
     ) -> Iterator[RecordBatch]:
-        rows: list[dict[str, Any]] = []
+        rows: list[Mapping[str, Any]] = []
         ordinal = 0
+        record, state = Type.RECORD, Type.STATE
         for message in source.read(cdk_logger, config, catalog, states):
-            if message.type == Type.RECORD and message.record is not None and message.record.stream == name:
-                ordinal += 1
-                record = dict(message.record.data)
-                record[POSITION] = f"{name}#{ordinal}"
-                rows.append(record)
+            if message.type == record and message.record is not None and message.record.stream == name:
+                rows.append(message.record.data)
                 if len(rows) >= self.chunk_size:
-                    yield RecordBatch(stream=name, frame=pd.DataFrame(rows, dtype=object))
-                    rows = []
-            elif message.type == Type.STATE and message.state is not None:
+                    yield RecordBatch(stream=name, frame=records_frame(rows, name, ordinal, columns))
+                    ordinal, rows = ordinal + len(rows), []
+            elif message.type == state and message.state is not None:
                 blob = message.state.stream.stream_state if message.state.stream else None
                 new_state = (
                     AirbyteStateMessageSerializer.dump(message.state)["stream"].get("stream_state")
                     if blob
                     else None
                 )
-                yield RecordBatch(stream=name, frame=pd.DataFrame(rows, dtype=object), state=new_state or {})
-                rows = []
+                frame = records_frame(rows, name, ordinal, columns)
+                yield RecordBatch(stream=name, frame=frame, state=new_state or {})
+                ordinal, rows = ordinal + len(rows), []
             elif message.type == Type.LOG and message.log is not None:
                 cdk_logger.info("%s", mask_text(message.log.message))
             elif message.type == Type.CONTROL and message.control is not None:
                 update = message.control.connectorConfig.config if message.control.connectorConfig else None
                 if update:
                     self._config_rotated(config, update, name)
-        if rows:  # dtype=object: nullable integers (ids, epoch ms) must not become floats
-            yield RecordBatch(stream=name, frame=pd.DataFrame(rows, dtype=object))
+        if rows:
+            yield RecordBatch(stream=name, frame=records_frame(rows, name, ordinal, columns))
 
     def _config_rotated(self, config: Mapping[str, Any], update: Mapping[str, Any], stream: str) -> None:
         """The source rotated credentials (a single-use OAuth refresh token): keep them now.
@@ -661,7 +688,10 @@ class Sync:
         base, prepared_total = counts.read, 0
         writer = self._writer_pool()
         try:
-            for batch in self._batches(source, source_config, configured, state):
+            columns = None
+            if ctx.mapping is not None and not self.pipeline.keep_raw:
+                columns = ctx.mapping.source_columns() | set(ctx.record_key)
+            for batch in self._batches(source, source_config, configured, state, columns):
                 state_only = not len(batch.frame) and not batch.rejections
                 unsettled = [chunk for _, chunk in in_flight]
                 prepared = self._prepare(batch, ctx, base + prepared_total, unsettled)

@@ -37,15 +37,17 @@ BUSY_SECONDS = 600
 
 def source_people(source: str, rows: pd.DataFrame, remote_id: str, prefix: str) -> list[Any]:
     """The people of a mapped chunk: its remote id and identity columns (``prefix``-named)."""
+    from hub.frames import arrow
     from hub.identity import SourcePerson
 
     columns = [c for c in rows.columns if str(c).startswith(prefix)]
     now = datetime.now(UTC)
-    subset = rows[[remote_id, *columns]].astype(object)
+    # Column by column through Arrow: DataFrame.to_dict boxes every value through pandas.
+    values = [(str(c)[len(prefix) :], arrow(rows[c]).to_pylist()) for c in columns]
     people = []
-    for row in subset.where(subset.notna(), None).to_dict("records"):
-        fields = {c[len(prefix) :]: v for c in columns if (v := row[c]) not in (None, "")}
-        people.append(SourcePerson(source, str(row[remote_id]), now, fields))
+    for i, remote in enumerate(arrow(rows[remote_id]).to_pylist()):
+        fields = {name: v for name, column in values if (v := column[i]) not in (None, "")}
+        people.append(SourcePerson(source, str(remote), now, fields))
     return people
 
 

@@ -240,3 +240,20 @@ def test_a_transient_failure_of_a_streams_last_chunk_is_retried_after_the_next_s
             conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one() for t in ("first", "second")
         ] == [3, 3]
     out.dispose()
+
+
+def test_a_chunk_of_airbyte_records_keeps_the_columns_a_mapping_reads() -> None:
+    from hub.connectors import POSITION
+    from hub.engine import records_frame
+
+    rows = [{"id": 10**17 + 1, "name": "a", "nested": {"x": [1]}}, {"id": 2, "wide": "w", "nested": None}]
+    whole = records_frame(rows, "people", 40)
+    assert whole[POSITION].tolist() == ["people#41", "people#42"]
+    assert set(whole.columns) == {"id", "name", "nested", "wide", POSITION}
+    picked = records_frame(rows, "people", 0, ["id", "nested", "absent", "wide"])
+    assert set(picked.columns) == {"id", "nested", "wide", POSITION}  # absent from every record: absent
+    assert picked["id"].tolist() == [10**17 + 1, 2]  # object: no float on the way
+    assert picked["nested"].tolist() == [{"x": [1]}, None]
+    assert picked["wide"].tolist() == [None, "w"]
+    assert whole["wide"].isna().tolist() == picked["wide"].isna().tolist()
+    assert records_frame([], "people", 0, ["id"]).empty

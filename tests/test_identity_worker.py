@@ -82,3 +82,26 @@ def test_a_failure_in_the_worker_reaches_the_commit_that_waits(
     finally:
         resolution.close()
     assert _counts(project) == (20, 20)
+
+
+@pytest.mark.parametrize("as_text", [True, False])
+def test_the_people_of_a_chunk_leave_out_empty_fields(as_text: bool) -> None:
+    frame = pd.DataFrame(
+        {
+            REMOTE_ID: ["40000001", "40000002", "40000003"],
+            IDENTITY_PREFIX + "email": ["a@example.com", None, ""],
+            IDENTITY_PREFIX + "family_name": ["张", "李", None],
+            "current_title": ["x", "y", "z"],  # not an identity column
+        }
+    )
+    if as_text:
+        from hub.frames import text_frame
+
+        frame = text_frame(frame)
+    people = identity_worker.source_people("greenhouse", frame, REMOTE_ID, IDENTITY_PREFIX)
+    assert [(p.source, p.remote_id, p.fields) for p in people] == [
+        ("greenhouse", "40000001", {"email": "a@example.com", "family_name": "张"}),
+        ("greenhouse", "40000002", {"family_name": "李"}),
+        ("greenhouse", "40000003", {}),
+    ]
+    assert len({p.observed_at for p in people}) == 1
