@@ -12,11 +12,10 @@ from hub.store.bulk import insert_rows, sqlite_variables, values_statements
 def test_rows_are_split_into_full_statements_and_one_for_the_rest() -> None:
     rows = [(i, f"v{i}", None) for i in range(10)]
     statements = list(values_statements("INSERT INTO t (a, b, c)", rows, variables=12, tail=" ON X"))
-    assert [s.count("(?, ?, ?)") for s, _ in statements] == [4, 2]
-    full, rest = statements
-    assert full[0] == "INSERT INTO t (a, b, c) VALUES " + ", ".join(["(?, ?, ?)"] * 4) + " ON X"
-    assert [len(p) for p in full[1]] == [12, 12] and len(rest[1]) == 1
-    flat = [v for _, sets in statements for p in sets for v in p]
+    assert [s.count("(?, ?, ?)") for s, _ in statements] == [4, 4, 2]
+    assert statements[0][0] == "INSERT INTO t (a, b, c) VALUES " + ", ".join(["(?, ?, ?)"] * 4) + " ON X"
+    assert [len(p) for _, p in statements] == [12, 12, 6]
+    flat = [v for _, parameters in statements for v in parameters]
     assert flat == [v for row in rows for v in row]  # every value, in row order
     assert list(values_statements("INSERT INTO t (a)", [], variables=10)) == []
     assert len(list(values_statements("INSERT INTO t (a, b)", [(1, 2)], variables=1))) == 1  # one row fits

@@ -33,32 +33,26 @@ def sqlite_variables(dbapi_connection: Any) -> int:
 
 def values_statements(
     head: str, rows: Sequence[Sequence[Any]], *, variables: int, tail: str = ""
-) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
-    """``(statement, parameter sets)`` inserting ``rows`` (tuples of one width), many per statement.
+) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """``(statement, parameters)`` inserting ``rows`` (tuples of one width), many per statement.
 
     ``head`` is ``INSERT INTO t (a, b)``; ``tail`` what follows the VALUES list (an
     ``ON CONFLICT`` clause). Rows keep their order, so a key repeated among them ends as its
-    last row leaves it, as with one statement per row.
+    last row leaves it, as with one statement per row. One statement's values at a time: no
+    second copy of all the rows.
     """
     if not rows:
         return
     width = len(rows[0])
     per_statement = max(1, variables // max(1, width))
     group = "(" + ", ".join("?" * width) + ")"
-    whole, rest = divmod(len(rows), per_statement)
-    if whole:
-        yield (
-            f"{head} VALUES {', '.join([group] * per_statement)}{tail}",
-            [
-                tuple(chain.from_iterable(rows[i * per_statement : (i + 1) * per_statement]))
-                for i in range(whole)
-            ],
+    full = f"{head} VALUES {', '.join([group] * per_statement)}{tail}"
+    for start in range(0, len(rows), per_statement):
+        part = rows[start : start + per_statement]
+        statement = (
+            full if len(part) == per_statement else f"{head} VALUES {', '.join([group] * len(part))}{tail}"
         )
-    if rest:
-        yield (
-            f"{head} VALUES {', '.join([group] * rest)}{tail}",
-            [tuple(chain.from_iterable(rows[whole * per_statement :]))],
-        )
+        yield statement, tuple(chain.from_iterable(part))
 
 
 def insert_rows(
@@ -71,4 +65,4 @@ def insert_rows(
     """Insert ``rows`` on SQLite through ``executemany`` (a cursor's, or ``exec_driver_sql``)."""
     variables = sqlite_variables(dbapi_connection)
     for statement, parameters in values_statements(head, rows, variables=variables, tail=tail):
-        executemany(statement, parameters)
+        executemany(statement, [parameters])
