@@ -672,10 +672,11 @@ class Sync:
         counts: Counts,
         state: dict[str, Any] | None,
     ) -> dict[str, Any] | None:
-        """Read and prepare chunk N+1 while chunk N is written and committed.
+        """Read and prepare the next chunk while earlier ones are written and committed.
 
-        Two stages, one chunk in flight: the database drivers release the GIL while they
-        write, so reading and hashing overlap with writing. Chunks still commit in order,
+        Up to IN_FLIGHT chunks with records wait for or are on the one writer thread. The
+        database drivers release the GIL while they write (SQLite many rows to a statement,
+        hub.store.bulk), so reading and mapping overlap with writing. Chunks commit in order,
         and the checkpoint of a chunk is saved only with that chunk's commit. The last
         chunks are left in flight (``self._tail``): the next stream starts reading while they
         commit, and the stream ends after them on the writer (:meth:`_end_stream`).

@@ -18,7 +18,7 @@ from typing import Any
 #: Bound values per statement when the driver cannot say (SQLite's limit before 3.32)
 DEFAULT_VARIABLES = 999
 #: At most this many per statement, whatever the build allows (longer SQL to parse, no gain)
-MAX_VARIABLES = 30_000
+MAX_VARIABLES = 10_000
 
 
 def sqlite_variables(dbapi_connection: Any) -> int:
@@ -39,20 +39,22 @@ def values_statements(
     ``head`` is ``INSERT INTO t (a, b)``; ``tail`` what follows the VALUES list (an
     ``ON CONFLICT`` clause). Rows keep their order, so a key repeated among them ends as its
     last row leaves it, as with one statement per row. One statement's values at a time: no
-    second copy of all the rows.
+    second copy of all the rows. Rows past the last full statement go in statements of
+    power-of-two sizes: the driver caches each distinct statement it prepares (128 of them),
+    and a remainder of any size would add a new one, of up to a megabyte, per chunk.
     """
     if not rows:
         return
     width = len(rows[0])
     per_statement = max(1, variables // max(1, width))
     group = "(" + ", ".join("?" * width) + ")"
-    full = f"{head} VALUES {', '.join([group] * per_statement)}{tail}"
-    for start in range(0, len(rows), per_statement):
-        part = rows[start : start + per_statement]
-        statement = (
-            full if len(part) == per_statement else f"{head} VALUES {', '.join([group] * len(part))}{tail}"
-        )
-        yield statement, tuple(chain.from_iterable(part))
+    start = 0
+    while start < len(rows):
+        left = len(rows) - start
+        size = per_statement if left >= per_statement else 1 << (left.bit_length() - 1)
+        part = rows[start : start + size]
+        yield f"{head} VALUES {', '.join([group] * size)}{tail}", tuple(chain.from_iterable(part))
+        start += size
 
 
 def insert_rows(
