@@ -48,7 +48,7 @@ from sqlalchemy.orm import Session
 from hub.frames import META_PREFIX, arrow, row_hashes
 from hub.mapping.executor import IDENTITY_PREFIX
 from hub.records import RecordIndex, driver_timestamp
-from hub.store.bulk import insert_rows
+from hub.store.bulk import insert_all
 from hub.store.models import ChangeEvent
 
 #: Change events name identity fields ``identity.<field>``.
@@ -220,11 +220,8 @@ _EVENT_COLUMNS = (
     "created_at",
 )
 _INSERT_HEAD = f"INSERT INTO change_events ({', '.join(_EVENT_COLUMNS)})"
-
-
-def _insert_sql(paramstyle: str) -> str:
-    mark = "?" if paramstyle == "qmark" else "%s"
-    return f"{_INSERT_HEAD} VALUES ({', '.join([mark] * len(_EVENT_COLUMNS))})"
+#: what a change event's sealed record id is bound to, with the event's key digest last
+_RECORD_ID_CONTEXT = ("change_events",)
 
 
 class ChangeRecorder:
@@ -236,13 +233,13 @@ class ChangeRecorder:
         self.hasher = FieldHasher(secret)
 
     def seal_record_id(self, key: str, key_digest: str) -> bytes:
-        return bytes(self.keyring.seal(key.encode(), "personal", "change_events", key_digest))
+        return bytes(self.keyring.seal_each([key], "personal", _RECORD_ID_CONTEXT, [key_digest])[0])
 
     def prepare(self, frame: pd.DataFrame, digests: Sequence[str], key_column: str) -> PreparedChanges:
         """Field hashes and sealed ids of the rows a chunk writes (while the chunk before commits)."""
         hashes, names = self.hasher.hash_frame(frame, key_column)
         keys = frame[key_column].astype(str).tolist()
-        sealed = self.keyring.seal_each(keys, "personal", ("change_events",), digests)
+        sealed = self.keyring.seal_each(keys, "personal", _RECORD_ID_CONTEXT, digests)
         return PreparedChanges(hashes, names, keys, sealed)
 
     def record(
@@ -285,7 +282,6 @@ class ChangeRecorder:
         connection = session.connection()
         dialect = connection.dialect
         now = driver_timestamp(dialect.name)
-        sql = _insert_sql(dialect.paramstyle)
         for start in range(0, len(events), 10000):
             params = [
                 (
@@ -301,12 +297,7 @@ class ChangeRecorder:
                 )
                 for i, kind, fields in events[start : start + 10000]
             ]
-            if dialect.name == "sqlite":
-                insert_rows(
-                    connection.exec_driver_sql, connection.connection.dbapi_connection, _INSERT_HEAD, params
-                )
-            else:
-                connection.exec_driver_sql(sql, params)
+            insert_all(connection, _INSERT_HEAD, params)
         if not notices:
             return len(events), []
         ids: dict[str, int] = {}

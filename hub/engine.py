@@ -622,14 +622,13 @@ class Sync:
     ) -> Iterator[RecordBatch]:
         rows: list[Mapping[str, Any]] = []
         ordinal = 0
-        record, state = Type.RECORD, Type.STATE
         for message in source.read(cdk_logger, config, catalog, states):
-            if message.type == record and message.record is not None and message.record.stream == name:
+            if message.type == Type.RECORD and message.record is not None and message.record.stream == name:
                 rows.append(message.record.data)
                 if len(rows) >= self.chunk_size:
                     yield RecordBatch(stream=name, frame=records_frame(rows, name, ordinal, columns))
                     ordinal, rows = ordinal + len(rows), []
-            elif message.type == state and message.state is not None:
+            elif message.type == Type.STATE and message.state is not None:
                 blob = message.state.stream.stream_state if message.state.stream else None
                 new_state = (
                     AirbyteStateMessageSerializer.dump(message.state)["stream"].get("stream_state")

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
-from hub.store.bulk import insert_rows
+from hub.store.bulk import insert_all
 from hub.store.models import BatchFingerprint, CanonicalRecord
 
 LOOKUP_CHUNK = 500
@@ -67,11 +67,6 @@ def _upsert_tail(dialect: str) -> str:
     if dialect in ("mysql", "mariadb"):
         return " ON DUPLICATE KEY UPDATE " + ", ".join(f"{c} = VALUES({c})" for c in _UPDATED)
     return " ON CONFLICT (key_digest) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _UPDATED)
-
-
-def _upsert_sql(dialect: str, paramstyle: str) -> str:
-    mark = "?" if paramstyle == "qmark" else "%s"
-    return f"{_UPSERT_HEAD} VALUES ({', '.join([mark] * len(_UPSERT_COLUMNS))}){_upsert_tail(dialect)}"
 
 
 class RecordIndex:
@@ -150,14 +145,9 @@ class RecordIndex:
             (*head, d, h, *tail, p[:500], run_id, now, f)
             for d, h, p, f in zip(digests, hashes, positions, fields, strict=True)
         ]
-        sql = _upsert_sql(dialect.name, dialect.paramstyle)
+        on_conflict = _upsert_tail(dialect.name)
         for start in range(0, len(rows), 10000):
-            part = rows[start : start + 10000]
-            if dialect.name == "sqlite":
-                driver = connection.connection.dbapi_connection
-                insert_rows(connection.exec_driver_sql, driver, _UPSERT_HEAD, part, _upsert_tail("sqlite"))
-            else:
-                connection.exec_driver_sql(sql, part)
+            insert_all(connection, _UPSERT_HEAD, rows[start : start + 10000], on_conflict)
         self._empty = False
 
     def has_fingerprint(self, session: Session, fingerprint: str) -> bool:
