@@ -51,6 +51,7 @@ from hub.records import KeyDigester, RecordIndex
 from hub.retry import ATTEMPTS, backoff_delay, call_with_retry, is_transient, retry_after_of
 from hub.store.models import DeadLetter, OutboxEntry, Run, StreamState, utcnow
 from hub.synclog import Counts, SyncLog
+from hub.workers import collect_rarely
 
 log = logging.getLogger("hub.sync")
 cdk_logger = logging.getLogger("hub.airbyte")
@@ -63,18 +64,13 @@ ProgressCallback = Callable[[str, int], None]
 
 @contextmanager
 def fewer_collections() -> Iterator[None]:
-    """Collect garbage less often while a run moves millions of short-lived records.
+    """Collect garbage rarely while a run moves millions of short-lived records (hub.workers).
 
     CPython's default (a young-generation pass every 700 new containers) makes decoding large
     JSON pages and building frames spend most of their time in the collector (3x slower reads
-    from an HTTP source, measured with bench/ats_sync.py). What is alive when the run starts
-    (modules, config, keys) is frozen out of every pass. The middle generation is collected
-    every 100 young passes rather than 10: each of those passes walks the chunk of records
-    alive while the next one is read (0.8 s of 20 s CPU for 110k records; 0.15 s after).
+    from an HTTP source, measured with bench/ats_sync.py).
     """
-    threshold = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(max(threshold[0], 50_000), max(threshold[1], 100), threshold[2])
+    threshold = collect_rarely()
     try:
         yield
     finally:

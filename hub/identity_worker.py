@@ -11,7 +11,6 @@ chunks is merged in source order. Small chunks (a webhook, a test) are resolved 
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
@@ -20,6 +19,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from hub.errors import RetriableSyncError
+from hub.workers import collect_rarely
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -100,9 +100,7 @@ def _start(spec: ResolverSpec) -> None:
     _worker = (IdentityResolver(db, spec.keyring.open(db), spec.config), db)
     # As in the sync's process (hub.engine.fewer_collections): a chunk's people are short-lived
     # containers by the hundred thousand, and what the worker holds from now on stays.
-    gc.freeze()
-    threshold = gc.get_threshold()
-    gc.set_threshold(max(threshold[0], 50_000), max(threshold[1], 100), threshold[2])
+    collect_rarely()
 
 
 def _resolve_in_worker(source: str, rows: pd.DataFrame, remote_id: str, prefix: str) -> dict[str, int]:

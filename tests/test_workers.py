@@ -1,4 +1,4 @@
-"""Worker processes follow the process that started them out (hub.workers)."""
+"""Worker processes follow the process that started them out; garbage collection while records move (hub.workers)."""
 
 from __future__ import annotations
 
@@ -32,3 +32,18 @@ def test_a_worker_exits_when_its_parent_is_killed() -> None:
     while process_running(worker) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not process_running(worker), "the worker outlived its parent"
+
+
+def test_a_sync_collects_garbage_rarely_and_puts_the_collector_back() -> None:
+    """Passes every YOUNG_PASS_EVERY new containers while it runs; the thresholds as they were after."""
+    import gc
+
+    from hub.engine import fewer_collections
+    from hub.workers import YOUNG_PASS_EVERY
+
+    before = gc.get_threshold()
+    with fewer_collections():
+        assert gc.get_threshold()[0] == max(before[0], YOUNG_PASS_EVERY)
+        assert gc.get_freeze_count() > 0  # what was alive is out of every pass
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
