@@ -19,6 +19,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -38,7 +39,7 @@ from hub.changes import Change, ChangeRecorder, PreparedChanges, content_hashes
 from hub.config import PipelineConfig, StreamSelection
 from hub.connectors import POSITION, HubDestination, HubSource, RecordBatch, Rejection, records_of
 from hub.errors import FatalSyncError, PipelineBusy, SyncError
-from hub.frames import TEXT, key_strings, row_hashes, text_frame
+from hub.frames import TEXT, key_strings, row_hashes, text_column, text_frame
 from hub.identity_worker import IdentityResolution
 from hub.leases import LeaseHolder
 from hub.mapping.executor import IDENTITY_PREFIX, REMOTE_ID, apply_mapping, canonical_text, pii_kinds
@@ -174,27 +175,56 @@ class Prepared:
 
 
 def records_frame(
-    rows: Sequence[Mapping[str, Any]], stream: str, before: int, columns: Collection[str] | None = None
+    rows: Sequence[Mapping[str, Any]],
+    stream: str,
+    before: int,
+    columns: Collection[str] | None = None,
+    as_decoded: Collection[str] | None = None,
 ) -> pd.DataFrame:
     """A chunk of records as a frame, each with its position (``stream#N``, counting on from ``before``).
 
     ``columns``: only these are kept (those a mapping reads), picked from each record rather
     than building every column of a wide record (a Greenhouse candidate has forty) first; a
     column no record has stays absent, as pandas would leave it. dtype object: nullable
-    integers (ids, epoch ms) must not become floats.
+    integers (ids, epoch ms) must not become floats. ``as_decoded`` (with ``columns``): every
+    column but these is made Arrow strings here, as :func:`hub.frames.text_frame` makes it,
+    straight from the picked values.
     """
     if not rows:
         return pd.DataFrame(dtype=object)
+    positions = [f"{stream}#{i}" for i in range(before + 1, before + len(rows) + 1)]
     if columns is None:
         frame = pd.DataFrame(list(rows), dtype=object)
-    else:
-        picked = {}
-        for column in columns:
-            if column in rows[0] or any(column in row for row in rows):
-                picked[column] = [row.get(column) for row in rows]
-        frame = pd.DataFrame(picked, index=pd.RangeIndex(len(rows)), dtype=object)
-    frame[POSITION] = [f"{stream}#{i}" for i in range(before + 1, before + len(rows) + 1)]
-    return frame
+        frame[POSITION] = positions
+        return frame
+    index = pd.RangeIndex(len(rows))
+    picked = _picked(rows, [c for c in columns if c in rows[0] or any(c in row for row in rows)])
+    if as_decoded is None:
+        frame = pd.DataFrame(picked, index=index, dtype=object)
+        frame[POSITION] = positions
+        return frame
+    data = {
+        column: pd.Series(values, index=index, dtype=object)
+        if column in as_decoded
+        else pd.Series(pd.arrays.ArrowExtensionArray(text_column(values)), index=index)
+        for column, values in picked.items()
+    }
+    data[POSITION] = pd.Series(pd.arrays.ArrowExtensionArray(text_column(positions)), index=index)
+    return pd.DataFrame(data, index=index)
+
+
+def _picked(rows: Sequence[Mapping[str, Any]], columns: list[str]) -> dict[str, Sequence[Any]]:
+    """Each column's values, row by row: one lookup of all of them in each record (its keys are
+    near each other in memory, unlike one column's across records) when every record has them."""
+    if not columns:
+        return {}
+    try:
+        tuples = list(map(itemgetter(*columns), rows))
+    except KeyError:  # a record without one of them: None there
+        return {column: [row.get(column) for row in rows] for column in columns}
+    if len(columns) == 1:
+        return {columns[0]: tuples}
+    return dict(zip(columns, zip(*tuples, strict=True), strict=True))
 
 
 #: what it takes to read a stream again: its selection, catalog entry, primary key and counts
@@ -222,6 +252,18 @@ class StreamContext:
     def __post_init__(self) -> None:
         if not self.record_key:
             self.record_key = list(self.primary_key)
+
+    def columns_read(self, keep_raw: bool) -> tuple[set[str], set[str]] | None:
+        """(the source columns a chunk needs, those of them kept as decoded); None: all, as text.
+
+        Only what the mapping reads becomes text: a nested column it does not read (a
+        Greenhouse candidate's embedded applications) costs more to serialise than the rest,
+        and one it reads only through JSON paths would be parsed again from that text.
+        """
+        if self.mapping is None or keep_raw:
+            return None
+        key = set(self.record_key)
+        return self.mapping.source_columns() | key, self.mapping.path_only_columns() - key
 
 
 class Sync:
@@ -571,9 +613,9 @@ class Sync:
         config: Mapping[str, Any],
         configured: ConfiguredAirbyteStream,
         state: dict[str, Any] | None,
-        columns: Collection[str] | None = None,
+        columns: tuple[Collection[str], Collection[str]] | None = None,
     ) -> Iterator[RecordBatch]:
-        """The stream's chunks; from an Airbyte source, with only ``columns`` (if given) kept."""
+        """The stream's chunks; from an Airbyte source, as ``columns`` asks (:meth:`StreamContext.columns_read`)."""
         name = configured.stream.name
         if isinstance(source, HubSource):
             options: dict[str, Any] = {"chunk_size": self.chunk_size}
@@ -589,7 +631,7 @@ class Sync:
         config: Mapping[str, Any],
         configured: ConfiguredAirbyteStream,
         state: dict[str, Any] | None,
-        columns: Collection[str] | None = None,
+        columns: tuple[Collection[str], Collection[str]] | None = None,
     ) -> Iterator[RecordBatch]:
         """Group an Airbyte source's RECORD messages into chunks, cut at its STATE messages."""
         name = configured.stream.name
@@ -614,15 +656,18 @@ class Sync:
         catalog: ConfiguredAirbyteCatalog,
         states: list[Any],
         name: str,
-        columns: Collection[str] | None = None,
+        columns: tuple[Collection[str], Collection[str]] | None = None,
     ) -> Iterator[RecordBatch]:
         rows: list[Mapping[str, Any]] = []
         ordinal = 0
+        picked, as_decoded = columns or (None, None)
         for message in source.read(cdk_logger, config, catalog, states):
             if message.type == Type.RECORD and message.record is not None and message.record.stream == name:
                 rows.append(message.record.data)
                 if len(rows) >= self.chunk_size:
-                    yield RecordBatch(stream=name, frame=records_frame(rows, name, ordinal, columns))
+                    yield RecordBatch(
+                        stream=name, frame=records_frame(rows, name, ordinal, picked, as_decoded)
+                    )
                     ordinal, rows = ordinal + len(rows), []
             elif message.type == Type.STATE and message.state is not None:
                 blob = message.state.stream.stream_state if message.state.stream else None
@@ -631,7 +676,7 @@ class Sync:
                     if blob
                     else None
                 )
-                frame = records_frame(rows, name, ordinal, columns)
+                frame = records_frame(rows, name, ordinal, picked, as_decoded)
                 yield RecordBatch(stream=name, frame=frame, state=new_state or {})
                 ordinal, rows = ordinal + len(rows), []
             elif message.type == Type.LOG and message.log is not None:
@@ -641,7 +686,7 @@ class Sync:
                 if update:
                     self._config_rotated(config, update, name)
         if rows:
-            yield RecordBatch(stream=name, frame=records_frame(rows, name, ordinal, columns))
+            yield RecordBatch(stream=name, frame=records_frame(rows, name, ordinal, picked, as_decoded))
 
     def _config_rotated(self, config: Mapping[str, Any], update: Mapping[str, Any], stream: str) -> None:
         """The source rotated credentials (a single-use OAuth refresh token): keep them now.
@@ -684,9 +729,7 @@ class Sync:
         base, prepared_total = counts.read, 0
         writer = self._writer_pool()
         try:
-            columns = None
-            if ctx.mapping is not None and not self.pipeline.keep_raw:
-                columns = ctx.mapping.source_columns() | set(ctx.record_key)
+            columns = ctx.columns_read(self.pipeline.keep_raw)
             for batch in self._batches(source, source_config, configured, state, columns):
                 state_only = not len(batch.frame) and not batch.rejections
                 unsettled = [chunk for _, chunk in in_flight]
@@ -822,14 +865,13 @@ class Sync:
             frame = frame.assign(
                 **{POSITION: [f"{sel.name}#{i}" for i in range(seen + 1, seen + len(frame) + 1)]}
             )
-        as_decoded: set[str] = set()
-        if ctx.mapping is not None and not self.pipeline.keep_raw:
-            # Only what the mapping reads becomes text: a nested column it does not read (a
-            # Greenhouse candidate's embedded applications) costs more to serialise than the rest,
-            # and one it reads only through JSON paths would be parsed again from that text.
-            needed = ctx.mapping.source_columns() | set(pk) | {POSITION}
-            frame = frame[[c for c in frame.columns if c in needed]]
-            as_decoded = ctx.mapping.path_only_columns() - set(pk)
+        as_decoded: Collection[str] = ()
+        columns = ctx.columns_read(self.pipeline.keep_raw)
+        if columns is not None:
+            needed, as_decoded = columns
+            kept = [c for c in frame.columns if c in needed or c == POSITION]
+            if len(kept) < len(frame.columns):
+                frame = frame[kept]
         frame = text_frame(frame, as_decoded)
         missing = [c for c in pk if c not in frame.columns]
         if missing:

@@ -35,6 +35,25 @@ def arrow(series: pd.Series) -> pa.Array:
     return pa.array(texts, type=pa.string())
 
 
+def text_column(values: Sequence[Any]) -> pa.Array:
+    """Values as one Arrow string array, as :func:`arrow` makes a column of them.
+
+    Text and nulls alone (most columns of JSON records) go to Arrow in one call; a column
+    holding anything else (numbers, objects, bytes) is converted value by value by :func:`arrow`.
+    """
+    first = next((v for v in values if v is not None), None)
+    if first is None or type(first) is str:
+        try:
+            array = pa.array(values)  # inferred: string only if every value is text or null
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            array = None
+        if array is not None and array.type == pa.string():
+            return array
+        if array is not None and array.type == pa.null():
+            return array.cast(pa.string())
+    return arrow(pd.Series(values, dtype=object))
+
+
 def as_text(value: Any) -> str:
     """A non-text value as text: JSON for objects and lists, ``true``/``false``, ISO dates."""
     kind = type(value)  # the common JSON types first, by exact type (bool is an int)

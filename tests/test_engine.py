@@ -257,3 +257,37 @@ def test_a_chunk_of_airbyte_records_keeps_the_columns_a_mapping_reads() -> None:
     assert picked["wide"].tolist() == [None, "w"]
     assert whole["wide"].isna().tolist() == picked["wide"].isna().tolist()
     assert records_frame([], "people", 0, ["id"]).empty
+
+
+@pytest.mark.parametrize("complete", [True, False], ids=["every record has every column", "some lack one"])
+def test_a_chunk_made_text_as_it_is_picked_equals_text_made_after(complete: bool) -> None:
+    """records_frame(..., as_decoded) gives what text_frame gives of the object frame: every
+    kind of value a source yields, columns of text alone or mixed, nulls only, nested kept."""
+    from hub.engine import records_frame
+    from hub.frames import TEXT, text_frame
+
+    class Name(str):
+        pass
+
+    values = {
+        "text": ["张三", "b", None, "", " c "],
+        "mixed": ["a", 1, True, 2.5, b"raw"],
+        "numbers": [10**17 + 1, 2, None, -3, 0],
+        "flags": [True, False, None, True, False],
+        "nan": ["x", float("nan"), None, "y", "z"],
+        "nulls": [None] * 5,
+        "objects": [{"b": 1, "a": [2]}, [1, "x"], None, {}, []],
+        "nested": [{"x": [1]}, None, [{"value": "a@example.com"}], "text", 5],
+        "subclass": [Name("n"), "m", None, Name(""), "o"],
+    }
+    rows: list[dict[str, Any]] = [{c: v[i] for c, v in values.items()} for i in range(5)]
+    if not complete:
+        del rows[1]["text"], rows[3]["nested"]
+    columns = [*values, "absent"]
+    made = records_frame(rows, "people", 7, columns, as_decoded={"nested"})
+    after = text_frame(records_frame(rows, "people", 7, columns), {"nested"})
+    assert list(made.columns) == list(after.columns)
+    for column in after.columns:
+        assert made[column].dtype == after[column].dtype, column
+        assert made[column].tolist() == after[column].tolist(), column
+    assert made["nested"].dtype == object and made["text"].dtype == TEXT
