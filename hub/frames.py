@@ -31,27 +31,32 @@ def arrow(series: pd.Series) -> pa.Array:
         array = pa.array(series)
         return array if array.type == pa.string() else array.cast(pa.string())
     values = series.to_numpy(dtype=object, na_value=None)
-    texts = [v if v is None or isinstance(v, str) else as_text(v) for v in values]
-    return pa.array(texts, type=pa.string())
+    array = _all_text(values)
+    if array is not None:
+        return array
+    return pa.array([v if v is None or isinstance(v, str) else as_text(v) for v in values], type=pa.string())
 
 
 def text_column(values: Sequence[Any]) -> pa.Array:
-    """Values as one Arrow string array, as :func:`arrow` makes a column of them.
+    """Values as a source yields them (missing markers such as NaN included) as one Arrow
+    string array, as :func:`arrow` makes a column of them, without building the column first."""
+    array = _all_text(values)
+    return array if array is not None else arrow(pd.Series(values, dtype=object))
 
-    Text and nulls alone (most columns of JSON records) go to Arrow in one call; a column
-    holding anything else (numbers, objects, bytes) is converted value by value by :func:`arrow`.
-    """
+
+def _all_text(values: Sequence[Any]) -> pa.Array | None:
+    """Text and nulls alone (most columns of JSON records) as Arrow strings in one call; None
+    when anything else is among them (numbers, objects, bytes), to be converted value by value."""
     first = next((v for v in values if v is not None), None)
-    if first is None or type(first) is str:
-        try:
-            array = pa.array(values)  # inferred: string only if every value is text or null
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            array = None
-        if array is not None and array.type == pa.string():
-            return array
-        if array is not None and array.type == pa.null():
-            return array.cast(pa.string())
-    return arrow(pd.Series(values, dtype=object))
+    if first is not None and type(first) is not str:
+        return None
+    try:
+        array = pa.array(values)  # inferred: string only if every value is text or null
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    if array.type == pa.null():
+        return array.cast(pa.string())
+    return array if array.type == pa.string() else None
 
 
 def as_text(value: Any) -> str:

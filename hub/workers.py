@@ -35,6 +35,7 @@ def collect_rarely() -> tuple[int, int, int]:
     """
     threshold = gc.get_threshold()
     gc.freeze()
+    # The middle generation every 100 young passes, not 10: each walks the chunk of records alive.
     gc.set_threshold(max(threshold[0], YOUNG_PASS_EVERY), max(threshold[1], 100), threshold[2])
     return threshold
 
