@@ -141,6 +141,35 @@ def configured_catalog(
     return ConfiguredAirbyteCatalog(streams=streams)
 
 
+def with_fields_selected(
+    configured: ConfiguredAirbyteStream, fields: Collection[str]
+) -> ConfiguredAirbyteStream:
+    """``configured``, selecting only ``fields`` (top level) and its key and cursor.
+
+    Field selection as Airbyte's protocol has it: the configured schema lists the selected
+    properties, out of those the source declares, and allows no others. A source may leave
+    the rest out of its records (hub's manifest connector then skips them while parsing each
+    page); one that sends them anyway loses nothing, as the chunk keeps the same columns
+    either way. A field the source does not declare cannot be selected: the stream is then
+    configured as it is, every field read.
+    """
+    schema = configured.stream.json_schema if isinstance(configured.stream.json_schema, Mapping) else {}
+    properties = schema.get("properties") or {}
+    kept = set(fields)
+    kept.update(path[0] for path in configured.primary_key or [] if path)
+    kept.update((configured.cursor_field or [])[:1])
+    if not kept <= properties.keys():
+        return configured
+    narrowed = {
+        **schema,
+        "properties": {name: properties[name] for name in sorted(kept)},
+        "additionalProperties": False,
+    }
+    if isinstance(schema.get("required"), list):
+        narrowed["required"] = [name for name in schema["required"] if name in kept]
+    return replace(configured, stream=replace(configured.stream, json_schema=narrowed))
+
+
 #: Chunks with records a stream may have submitted to the writer and not yet seen committed:
 #: while the writer waits on one (its identity resolution, or the last chunks of the stream
 #: before), the next is read and prepared. Each costs a chunk's memory, and a kill re-sends
@@ -635,6 +664,8 @@ class Sync:
     ) -> Iterator[RecordBatch]:
         """Group an Airbyte source's RECORD messages into chunks, cut at its STATE messages."""
         name = configured.stream.name
+        if columns is not None:
+            configured = with_fields_selected(configured, columns[0])
         catalog = ConfiguredAirbyteCatalog(streams=[configured])
         states = []
         if state:

@@ -7,6 +7,8 @@ page decoder against the CDK's ``JsonDecoder``, and a discovered catalog kept pe
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 import random
 from pathlib import Path
@@ -14,10 +16,18 @@ from typing import Any
 
 import pytest
 import requests
+from airbyte_cdk.models import (
+    AirbyteStream,
+    ConfiguredAirbyteCatalog,
+    ConfiguredAirbyteStream,
+    DestinationSyncMode,
+    SyncMode,
+)
 from airbyte_cdk.sources.declarative.datetime.datetime_parser import DatetimeParser
 from airbyte_cdk.sources.declarative.decoders.json_decoder import JsonDecoder
+from airbyte_cdk.sources.declarative.parsers.manifest_reference_resolver import ManifestReferenceResolver
 from hub_airbyte import Manifest, load_manifest, manifest_connector
-from hub_airbyte.manifest import _IsoDatetimeParser
+from hub_airbyte.manifest import _IsoDatetimeParser, _with_selected_fields
 from hub_greenhouse.components import JsonPages
 
 FIXTURES = Path(__file__).parent / "fixtures" / "manifests"
@@ -79,7 +89,7 @@ BODIES = [
     b"",
     b"not json",
     b'\xef\xbb\xbf[{"id": 4}]',  # a byte-order mark
-    b'[{"id": 5, "bad": "\xff"}]',  # not UTF-8
+    NOT_UTF8 := b'[{"id": 5, "bad": "\xff"}]',
     b"[[1, 2], 3]",
 ]
 
@@ -163,3 +173,116 @@ def test_a_slice_hashes_as_the_cdk_hashes_it_once_per_slice() -> None:
     finally:
         SliceHasher.hash = original  # type: ignore[method-assign]
     assert len(calls) == 1
+
+
+SELECTED = ["id", "名字", "first-name", "class", "_private"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        *(body for body in BODIES if body != NOT_UTF8),
+        b'[{"id": 1, "\xe5\x90\x8d\xe5\xad\x97": "\xe5\xbc\xa0", "first-name": "A", "class": 2, "other": [1, {"x": 2}]},'
+        b' {"_private": null, "skipped": {"deep": [1, 2, {"a": "b"}]}}, {}]',
+        b'[{"id": 18446744073709551616, "n": 1.5e300, "s": "\\u00e9\\ud83d\\ude00", "id": 2}]',  # a key twice
+        b'[{"id": 1}, 2]',  # not all objects: decoded whole
+        b'{"id": 3, "other": 4}',  # one object: decoded whole
+    ],
+)
+def test_json_pages_with_fields_builds_only_those_of_each_record(body: bytes) -> None:
+    whole = list(JsonDecoder(parameters={}).decode(response(body)))
+    try:
+        page = json.loads(body)
+    except ValueError:
+        page = None
+    if isinstance(page, list) and page and all(isinstance(r, dict) for r in page):
+        expected = [{k: v for k, v in record.items() if k in SELECTED} for record in whole]
+    else:
+        expected = whole
+    assert list(JsonPages(fields=SELECTED).decode(response(body))) == expected
+
+
+def _greenhouse_document() -> dict[str, Any]:
+    from hub_greenhouse import MANIFEST
+
+    return copy.deepcopy(dict(load_manifest(MANIFEST, trusted=True).document))
+
+
+def _catalog(**schemas: dict[str, Any]) -> ConfiguredAirbyteCatalog:
+    return ConfiguredAirbyteCatalog(
+        streams=[
+            ConfiguredAirbyteStream(
+                stream=AirbyteStream(
+                    name=name, json_schema=schema, supported_sync_modes=[SyncMode.incremental]
+                ),
+                sync_mode=SyncMode.incremental,
+                destination_sync_mode=DestinationSyncMode.append_dedup,
+            )
+            for name, schema in schemas.items()
+        ]
+    )
+
+
+def _decoder_fields(document: dict[str, Any]) -> dict[str, Any]:
+    return {
+        stream["name"]: stream["retriever"]["decoder"].get("fields")
+        for group in document["streams"][:1]
+        for stream in group["streams"]
+    }
+
+
+def test_a_stream_read_for_some_fields_has_its_decoder_told_them_with_its_key_cursor_and_links() -> None:
+    selected = {"type": "object", "properties": {"company": {}, "title": {}}, "additionalProperties": False}
+    document = _with_selected_fields(
+        _greenhouse_document(),
+        _catalog(candidates=selected, applications=selected, attachments=selected, jobs={"type": "object"}),
+    )
+    fields = _decoder_fields(document)
+    assert fields["candidates"] == ["company", "id", "title", "updated_at"]  # + key and cursor
+    # + what the transformation copying related ids reads
+    assert fields["applications"] == ["candidate_id", "company", "id", "jobs", "last_activity_at", "title"]
+    assert fields["attachments"] is None  # records expanded from a field: read whole
+    assert fields["jobs"] is None  # every field selected (the schema allows others)
+    assert fields["offers"] is None  # not read at all
+    untouched = _greenhouse_document()
+    assert _with_selected_fields(untouched, _catalog(candidates={"type": "object"})) is untouched
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"retriever": {"record_selector": {"record_filter": {"condition": "{{ record['id'] > 1 }}"}}}},
+        {
+            "transformations": [
+                {"type": "AddFields", "fields": [{"path": ["x"], "value": "{{ record['a'] }}"}]}
+            ]
+        },
+        {"retriever": {"paginator": {"pagination_strategy": {"cursor_value": "{{ last_record['id'] }}"}}}},
+        {"incremental_sync": {"cursor_field": "{{ config['cursor'] }}"}},
+        {"retriever": {"decoder": {"type": "JsonDecoder"}}},
+    ],
+)
+def test_a_stream_whose_records_something_else_reads_is_read_whole(change: dict[str, Any]) -> None:
+    from hub_airbyte.manifest import _declared_streams, _fields_needed
+
+    document = ManifestReferenceResolver().preprocess_manifest(_greenhouse_document())
+    stream = next(s for s in _declared_streams(document["streams"]) if s["name"] == "candidates")
+    assert _fields_needed(stream, {"company"}) == ["company", "id", "updated_at"]
+
+    def merge(into: dict[str, Any], update: dict[str, Any]) -> None:
+        for key, value in update.items():
+            if isinstance(value, dict) and isinstance(into.get(key), dict) and "type" not in value:
+                merge(into[key], value)
+            else:
+                into[key] = value
+
+    merge(stream, change)
+    assert _fields_needed(stream, {"company"}) is None
+
+
+def test_json_pages_with_fields_checks_the_text_of_those_fields_only() -> None:
+    # Bytes that are not UTF-8 in a field not read are skipped with the field (the CDK, which
+    # decodes the page whole, gives up on every record); in a field read, as the CDK does.
+    assert list(JsonPages(fields=["id"]).decode(response(NOT_UTF8))) == [{"id": 5}]
+    whole = list(JsonDecoder(parameters={}).decode(response(NOT_UTF8)))
+    assert list(JsonPages(fields=["id", "bad"]).decode(response(NOT_UTF8))) == whole

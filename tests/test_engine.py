@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -291,3 +292,40 @@ def test_a_chunk_made_text_as_it_is_picked_equals_text_made_after(complete: bool
         assert made[column].dtype == after[column].dtype, column
         assert made[column].tolist() == after[column].tolist(), column
     assert made["nested"].dtype == object and made["text"].dtype == TEXT
+
+
+def test_a_stream_configured_for_some_fields_keeps_its_key_and_cursor_and_allows_no_others() -> None:
+    from airbyte_cdk.models import AirbyteStream, ConfiguredAirbyteStream, DestinationSyncMode, SyncMode
+
+    from hub.engine import with_fields_selected
+
+    schema = {
+        "type": "object",
+        "required": ["id", "name", "updated_at"],
+        "properties": {"id": {"type": "integer"}, "name": {"type": "string"}, "updated_at": {}, "bio": {}},
+    }
+    configured = ConfiguredAirbyteStream(
+        stream=AirbyteStream(name="people", json_schema=schema, supported_sync_modes=[SyncMode.incremental]),
+        sync_mode=SyncMode.incremental,
+        destination_sync_mode=DestinationSyncMode.append_dedup,
+        cursor_field=["updated_at"],
+        primary_key=[["id"]],
+    )
+    narrowed = with_fields_selected(configured, {"name"})
+    assert narrowed.stream.json_schema == {
+        "type": "object",
+        "required": ["id", "name", "updated_at"],
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": "string"},
+            "updated_at": {},
+        },
+        "additionalProperties": False,
+    }
+    assert narrowed.cursor_field == ["updated_at"] and narrowed.primary_key == [["id"]]
+    assert configured.stream.json_schema is schema and "bio" in schema["properties"]  # a copy
+    full_refresh = with_fields_selected(replace(configured, cursor_field=None, primary_key=None), {"bio"})
+    assert full_refresh.stream.json_schema["properties"] == {"bio": {}}
+    assert full_refresh.stream.json_schema["required"] == []
+    # a field the source does not declare cannot be selected: every field is read
+    assert with_fields_selected(configured, {"name", "undeclared"}) is configured

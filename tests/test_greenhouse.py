@@ -840,3 +840,62 @@ def test_mapping_files_check_clean() -> None:
     assert out.values.tolist() == [[{"competency": "SQL", "score": 3, "max_score": 5, "comment": None}], None]
     bad = ratings.apply(pd.Series([[{"name": "SQL", "rating": "superb"}]]), {}, None)
     assert bad.errors is not None and "unknown rating" in bad.errors.iat[0]
+
+
+def test_a_sync_reads_only_the_fields_its_mappings_select_and_stores_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hub_airbyte import load_manifest
+    from hub_airbyte.manifest import _component_class
+    from hub_greenhouse import MANIFEST
+
+    # the decoder class as the manifest loads it (its components.py, imported under its own name)
+    decoder = _component_class(load_manifest(MANIFEST, trusted=True).document["definitions"]["json_pages"])
+    told: list[list[str] | None] = []
+    original_init = decoder.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        told.append(self.fields)
+
+    monkeypatch.setattr(decoder, "__init__", init)
+
+    def stored(work: Path) -> dict[str, list[dict[str, Any]]]:
+        work.mkdir()
+        store = f"sqlite:///{work / 'canonical.db'}"
+        project = Project(_pipeline_toml(work, sim, store))
+        result = Sync(project, "greenhouse").run()
+        assert result.status == "succeeded" and result.counts.rejected == 0, result.error
+        tables = {}
+        for _name, _mapping, table in STREAMS:
+            rows = sorted(_rows(store, table), key=lambda r: r["remote_id"])
+            tables[table] = [
+                {
+                    column: open_destination_value(
+                        project.keyring, "store", table, column, row["remote_id"], value
+                    )
+                    if isinstance(value, str) and value.startswith("hub1.")
+                    else value
+                    for column, value in row.items()
+                    if column not in ("synced_at", "person_id")
+                }
+                for row in rows
+            ]
+        return tables
+
+    with GreenhouseSimulator(candidates=40, seed=13, rate_limit=None) as sim:
+        monkeypatch.setenv("GH_API_KEY", sim.api_token)
+        selected = stored(tmp_path / "selected")
+        candidates_fields = next(f for f in told if f and "company" in f)
+        assert "applications" not in candidates_fields and "employments" not in candidates_fields
+        assert "updated_at" in candidates_fields  # the cursor, which the mapping reads too
+        # what the related-id copies read, though the mapping reads only the copies
+        applications_fields = next(f for f in told if f and "last_activity_at" in f)
+        assert {"candidate_id", "jobs"} <= set(applications_fields)
+        assert "credited_to" not in applications_fields
+        told.clear()
+        monkeypatch.setattr(decoder, "selects_fields", False)
+        whole = stored(tmp_path / "whole")
+        assert not any(told)
+    assert selected == whole
+    assert all(selected.values())

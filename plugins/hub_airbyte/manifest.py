@@ -32,6 +32,7 @@ from airbyte_cdk.models import AirbyteCatalog, ConfiguredAirbyteCatalog, Connect
 from airbyte_cdk.sources.declarative import concurrent_declarative_source as _cds
 from airbyte_cdk.sources.declarative.concurrent_declarative_source import ConcurrentDeclarativeSource
 from airbyte_cdk.sources.declarative.datetime.datetime_parser import DatetimeParser
+from airbyte_cdk.sources.declarative.parsers.manifest_reference_resolver import ManifestReferenceResolver
 from airbyte_cdk.sources.streams.concurrent.state_converters.datetime_stream_state_converter import (
     CustomFormatConcurrentStreamStateConverter,
 )
@@ -238,6 +239,137 @@ class _HubDeclarativeSource(ConcurrentDeclarativeSource):
         return streams
 
 
+def _selected(catalog: ConfiguredAirbyteCatalog) -> dict[str, set[str]]:
+    """Per stream, the fields a sync selected: a configured schema allowing no others."""
+    return {
+        configured.stream.name: set(schema.get("properties") or {})
+        for configured in catalog.streams
+        if isinstance(schema := configured.stream.json_schema, Mapping)
+        and schema.get("additionalProperties") is False
+    }
+
+
+def _with_selected_fields(document: dict[str, Any], catalog: ConfiguredAirbyteCatalog) -> dict[str, Any]:
+    """``document`` with the decoder of each stream read for some fields only told them.
+
+    Field selection as Airbyte's protocol has it (the configured stream's schema lists the
+    selected fields): a decoder that can skip the rest of each record while parsing (its class
+    has ``selects_fields``) gets ``fields``: the selected ones, the stream's key and cursor, and
+    what its transformations read. A stream whose records something else reads (a record
+    filter or expander, a template on ``record``, a transformation that does not say what it
+    reads) is read whole.
+    """
+    selected = _selected(catalog)
+    if not selected:
+        return document
+    resolved: dict[str, Any] = ManifestReferenceResolver().preprocess_manifest(document)
+    for stream in _declared_streams(resolved.get("streams")):
+        name = stream.get("name") or _parameters(stream).get("name")
+        if name not in selected:
+            continue
+        fields = _fields_needed(stream, selected[name])
+        if fields is not None:
+            stream["retriever"]["decoder"]["fields"] = fields
+    return resolved
+
+
+def _declared_streams(streams: Any) -> Iterator[dict[str, Any]]:
+    """The streams of a manifest's ``streams`` list, those of ``ConditionalStreams`` included."""
+    for stream in streams if isinstance(streams, list) else []:
+        if isinstance(stream, dict) and stream.get("type") == "ConditionalStreams":
+            yield from _declared_streams(stream.get("streams"))
+        elif isinstance(stream, dict):
+            yield stream
+
+
+def _parameters(component: Mapping[str, Any]) -> Mapping[str, Any]:
+    parameters = component.get("$parameters")
+    return parameters if isinstance(parameters, Mapping) else {}
+
+
+#: a template that is only a parameter (``{{ parameters.cursor_field }}``)
+_PARAMETER_ONLY = re.compile(r"\{\{\s*parameters(?:\.(\w+)|\[['\"](\w+)['\"]\])\s*\}\}")
+
+
+def _field_name(value: Any, *components: Mapping[str, Any]) -> str | None:
+    """A field name as a manifest gives it: plain, or a parameter of the components given."""
+    text = str(value)
+    if "{{" not in text:
+        return text
+    match = _PARAMETER_ONLY.fullmatch(text.strip())
+    if match is None:
+        return None
+    name = match.group(1) or match.group(2)
+    for component in components:
+        if name in _parameters(component):
+            return str(_parameters(component)[name])
+    return None
+
+
+def _component_class(definition: Any) -> Any:
+    """The class of a custom component, if its module is loaded (components.py of a manifest)."""
+    class_name = definition.get("class_name") if isinstance(definition, Mapping) else None
+    if not isinstance(class_name, str):
+        return None
+    module, _, name = class_name.rpartition(".")
+    return getattr(sys.modules.get(module), name, None)
+
+
+#: cursors that read one record field, their ``cursor_field``
+_ONE_FIELD_CURSORS = frozenset({"DatetimeBasedCursor", "IncrementingCountCursor"})
+
+
+def _fields_needed(stream: Mapping[str, Any], selected: set[str]) -> list[str] | None:
+    """The fields of ``stream``'s records a sync selecting ``selected`` needs; None: all."""
+    retriever = stream.get("retriever")
+    if not isinstance(retriever, Mapping) or retriever.get("type") != "SimpleRetriever":
+        return None
+    decoder = retriever.get("decoder")
+    if not isinstance(decoder, Mapping) or decoder.get("type") != "CustomDecoder":
+        return None
+    if not getattr(_component_class(decoder), "selects_fields", False):
+        return None
+    selector = retriever.get("record_selector")
+    if not isinstance(selector, Mapping) or selector.get("record_filter"):
+        return None
+    extractor = selector.get("extractor")
+    if not isinstance(extractor, Mapping) or extractor.get("record_expander"):
+        return None
+    needed = set(selected)
+    key = stream.get("primary_key") or []
+    for part in [key] if isinstance(key, str) else key:
+        needed.add(str(part if isinstance(part, str) else part[0]))
+    cursor = stream.get("incremental_sync")
+    if cursor:
+        if not isinstance(cursor, Mapping) or cursor.get("type") not in _ONE_FIELD_CURSORS:
+            return None
+        cursor_field = _field_name(cursor.get("cursor_field"), cursor, stream)
+        if cursor_field is None:
+            return None
+        needed.add(cursor_field)
+    for transformation in stream.get("transformations") or []:
+        fields_read = getattr(_component_class(transformation), "fields_read", None)
+        if fields_read is None:
+            return None
+        needed |= set(fields_read(transformation))
+    rest = {k: v for k, v in stream.items() if k != "transformations"}
+    rest["retriever"] = {k: v for k, v in retriever.items() if k != "decoder"}
+    if any("{{" in text and "record" in text for text in _strings(rest)):
+        return None  # a template reading records (a paginator's last_record...)
+    return sorted(needed)
+
+
+def _strings(node: Any) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, Mapping):
+        for value in node.values():
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings(value)
+
+
 @dataclass(frozen=True)
 class Manifest:
     """A checked declarative manifest, ready to build CDK sources from."""
@@ -288,11 +420,14 @@ class Manifest:
         state: list[Any] | None = None,
     ) -> ConcurrentDeclarativeSource:
         """A fresh CDK source: one per call, the CDK's are single use."""
+        document = copy.deepcopy(dict(self.document))  # the CDK resolves $refs in place
+        if catalog is not None:
+            document = _with_selected_fields(document, catalog)
         return _HubDeclarativeSource(
             catalog=catalog,
             config=config,
             state=state,
-            source_config=copy.deepcopy(dict(self.document)),  # the CDK resolves $refs in place
+            source_config=document,
             custom_components_trusted=self.trusted,
             checked=self._known,
         )
