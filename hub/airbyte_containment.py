@@ -102,6 +102,8 @@ class ConfigCapture:
 
     def take(self) -> list[dict[str, Any]]:
         """The config updates printed since the last call, oldest first."""
+        if not self._updates:  # asked once a message: most calls find nothing, without the lock
+            return []
         with self._lock:
             updates, self._updates = self._updates, []
         return updates

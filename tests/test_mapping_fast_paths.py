@@ -55,7 +55,7 @@ INTERPRETED = ["a[1:2]", "[?id==`1`].name", "value[] | length(@)", "a.* | [0]", 
 def random_document(rng: random.Random, depth: int = 0) -> Any:
     roll = rng.random()
     if depth > 3 or roll < 0.3:
-        return rng.choice([None, 0, 1, 2.5, -7, "", "text", "数据", True, False, "123"])
+        return rng.choice([None, 0, 1, 2.5, -7, 10**20, "", "text", "数据", True, False, "123"])
     if roll < 0.6:
         return [random_document(rng, depth + 1) for _ in range(rng.randrange(4))]
     return {key: random_document(rng, depth + 1) for key in rng.sample(KEYS, rng.randrange(5))}
