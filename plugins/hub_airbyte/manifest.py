@@ -262,7 +262,8 @@ def _with_selected_fields(document: dict[str, Any], catalog: ConfiguredAirbyteCa
     selected = _selected(catalog)
     if not selected:
         return document
-    resolved: dict[str, Any] = ManifestReferenceResolver().preprocess_manifest(document)
+    resolved: dict[str, Any] = ManifestReferenceResolver().preprocess_manifest(copy.deepcopy(document))
+    told = False
     for stream in _declared_streams(resolved.get("streams")):
         name = stream.get("name") or _parameters(stream).get("name")
         if name not in selected:
@@ -270,7 +271,8 @@ def _with_selected_fields(document: dict[str, Any], catalog: ConfiguredAirbyteCa
         fields = _fields_needed(stream, selected[name])
         if fields is not None:
             stream["retriever"]["decoder"]["fields"] = fields
-    return resolved
+            told = True
+    return resolved if told else document  # no decoder selects: the manifest as written
 
 
 def _declared_streams(streams: Any) -> Iterator[dict[str, Any]]:
