@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from operator import itemgetter
@@ -331,6 +331,9 @@ class Sync:
         self._identity = IdentityResolution(project, self.sleep)
         #: the run's writer thread: chunks commit on it one at a time, in order, across streams
         self._writer: ThreadPoolExecutor | None = None
+        #: the thread writing chunks to the destinations, in the same order, ahead of their
+        #: commits: a chunk is written while the one before waits for its identity resolution
+        self._destination_writer: ThreadPoolExecutor | None = None
         #: the last chunks of the stream being read, still committing when its read ends
         self._tail: list[tuple[Future[Counts], Prepared]] = []
         #: streams ending on the writer (:meth:`_end_stream`), in order
@@ -425,7 +428,12 @@ class Sync:
         per_stream: dict[str, Counts] = {}
         status, error = "succeeded", None
         destinations: dict[str, tuple[Any, dict[str, Any]]] = {}
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-writer") as self._writer:
+        with (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-writer") as self._writer,
+            ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="hub-destination-writer"
+            ) as self._destination_writer,
+        ):
             try:
                 source = self.project.source(self.pipeline.source)
                 source_config = self.project.config_of(self.pipeline.source)
@@ -625,6 +633,25 @@ class Sync:
         assert self._writer is not None, "chunks are written only during a run"
         return self._writer
 
+    def _submit_chunk(
+        self,
+        prepared: Prepared,
+        ctx: StreamContext,
+        destinations: dict[str, tuple[Any, dict[str, Any]]],
+        read_before: int,
+    ) -> Future[Counts]:
+        """Write the chunk to the destinations, then commit it; the commit's future.
+
+        Both threads take chunks in submission order. The commit waits for the chunk's write,
+        whatever happened to it, so when a commit is settled nothing of its chunk is still
+        being written (a stream retried from its checkpoint never races its earlier attempt).
+        """
+        assert self._destination_writer is not None, "chunks are written only during a run"
+        written = self._destination_writer.submit(self._write_in_order, prepared, ctx, destinations)
+        return self._writer_pool().submit(
+            self._commit_in_order, prepared, ctx, destinations, read_before, written
+        )
+
     def _streams_finished(self) -> list[tuple[_Stream, BaseException]]:
         """Wait for every stream still ending on the writer; those that failed, in stream order."""
         failures: list[tuple[_Stream, BaseException]] = []
@@ -745,10 +772,11 @@ class Sync:
     ) -> dict[str, Any] | None:
         """Read and prepare the next chunk while earlier ones are written and committed.
 
-        Up to IN_FLIGHT chunks with records wait for or are on the one writer thread. The
-        database drivers release the GIL while they write (SQLite many rows to a statement,
-        hub.store.bulk), so reading and mapping overlap with writing. Chunks commit in order,
-        and the checkpoint of a chunk is saved only with that chunk's commit. The last
+        Up to IN_FLIGHT chunks with records wait for or are on the writer threads (one writes
+        to the destinations, one commits: :meth:`_submit_chunk`). The database drivers release
+        the GIL while they write (SQLite many rows to a statement, hub.store.bulk), so reading
+        and mapping overlap with writing. Chunks commit in order, and the checkpoint of a
+        chunk is saved only with that chunk's commit. The last
         chunks are left in flight (``self._tail``): the next stream starts reading while they
         commit, and the stream ends after them on the writer (:meth:`_end_stream`).
         """
@@ -758,7 +786,6 @@ class Sync:
         #: submitted, not settled, in order: chunks with records (IN_FLIGHT), and state-only ones
         in_flight: list[tuple[Future[Counts], Prepared]] = []
         base, prepared_total = counts.read, 0
-        writer = self._writer_pool()
         try:
             columns = ctx.columns_read(self.pipeline.keep_raw)
             for batch in self._batches(source, source_config, configured, state, columns):
@@ -771,9 +798,7 @@ class Sync:
                 # records waits until fewer than IN_FLIGHT are still being written.
                 while not state_only and _with_records(in_flight) >= IN_FLIGHT:
                     self._settle(*in_flight.pop(0), ctx, counts)
-                in_flight.append(
-                    (writer.submit(self._commit_in_order, prepared, ctx, destinations, counts.read), prepared)
-                )
+                in_flight.append((self._submit_chunk(prepared, ctx, destinations, counts.read), prepared))
         except BaseException:
             # Wait for every chunk in flight, done or not: their counts and checkpoints must not
             # be lost, and none may still be running when the stream is retried.
@@ -976,35 +1001,82 @@ class Sync:
             prepared.raw = self._pii.seal_raw(sel.name, source.loc[written], prepared.digests)
         return prepared
 
+    def _write_in_order(
+        self,
+        prepared: Prepared,
+        ctx: StreamContext,
+        destinations: dict[str, tuple[Any, dict[str, Any]]],
+    ) -> set[int]:
+        """:meth:`_write_chunk` on the destination writer, unless a chunk before it failed."""
+        failed = self._write_failures.get(ctx.selection.name)
+        if failed is not None:
+            raise SyncError(f"chunk not written: an earlier chunk of the stream failed ({failed})")
+        try:
+            return self._write_chunk(prepared, ctx, destinations)
+        except BaseException as exc:
+            self._write_failures.setdefault(ctx.selection.name, mask_text(f"{type(exc).__name__}: {exc}"))
+            raise
+
     def _commit_in_order(
         self,
         prepared: Prepared,
         ctx: StreamContext,
         destinations: dict[str, tuple[Any, dict[str, Any]]],
         read_before: int,
+        written: Future[set[int]],
     ) -> Counts:
         """:meth:`_commit` on the writer: once a chunk failed, no later chunk of its stream commits.
 
         Chunks are submitted before the ones ahead of them are seen committed; one that
         committed after a failed one would save a checkpoint past records never written.
         """
+        wait([written])  # whatever happens here, the chunk's write is over
         failed = self._write_failures.get(ctx.selection.name)
         if failed is not None:
+            written.exception()  # seen: its failure is the stream's
             raise SyncError(f"chunk not written: an earlier chunk of the stream failed ({failed})")
         try:
-            return self._commit(prepared, ctx, destinations, read_before)
+            return self._commit(prepared, ctx, read_before, written.result())
         except BaseException as exc:
-            self._write_failures[ctx.selection.name] = mask_text(f"{type(exc).__name__}: {exc}")
+            self._write_failures.setdefault(ctx.selection.name, mask_text(f"{type(exc).__name__}: {exc}"))
             raise
 
-    def _commit(
+    def _write_chunk(
         self,
         prepared: Prepared,
         ctx: StreamContext,
         destinations: dict[str, tuple[Any, dict[str, Any]]],
-        read_before: int,
+    ) -> set[int]:
+        """Write a prepared chunk to every destination; the rows one of them rejected.
+
+        A destination's rejections join the chunk's (dead letters at its commit).
+        """
+        if self._lease is not None and self._lease.lost.is_set():
+            raise FatalSyncError("lost the pipeline's lease (the state store was unreachable); stopping")
+        failed_rows: set[int] = set()
+        to_write = prepared.to_write
+        if self.dry_run or prepared.skipped or to_write is None or not len(to_write):
+            return failed_rows
+        sel = ctx.selection
+        for name, (dest, config) in destinations.items():
+            rejected_here = self._write(name, dest, config, ctx, to_write, prepared.hashes)
+            dest_counts = self._dest_counts.setdefault((sel.name, name), Counts())
+            dest_counts.read += len(to_write)
+            dest_counts.rejected += len(rejected_here)
+            for row, reason in rejected_here:
+                failed_rows.add(row)
+                position = str(to_write[POSITION].iat[row])
+                record = records_of(to_write.iloc[[row]])[0]
+                prepared.rejections.append((Rejection(position, reason, record), name))
+        return failed_rows
+
+    def _commit(
+        self, prepared: Prepared, ctx: StreamContext, read_before: int, failed_rows: set[int]
     ) -> Counts:
-        """Write a prepared chunk to every destination, then commit hashes, dead letters, checkpoint."""
+        """Commit a chunk written to the destinations: hashes, dead letters, checkpoint.
+
+        ``failed_rows``: the rows of ``prepared.to_write`` a destination rejected.
+        """
         sel, index = ctx.selection, ctx.index
         synclog = self.synclog
         assert synclog is not None
@@ -1019,19 +1091,8 @@ class Sync:
                 self._save_state(session, sel.name, batch.state, complete=False)
             return chunk
         to_write = prepared.to_write
-        rejected_before_write = len(rejections)
-        failed_rows: set[int] = set()
-        if to_write is not None and len(to_write):
-            for name, (dest, config) in destinations.items():
-                rejected_here = self._write(name, dest, config, ctx, to_write, prepared.hashes)
-                dest_counts = self._dest_counts.setdefault((sel.name, name), Counts())
-                dest_counts.read += len(to_write)
-                dest_counts.rejected += len(rejected_here)
-                for row, reason in rejected_here:
-                    failed_rows.add(row)
-                    position = str(to_write[POSITION].iat[row])
-                    record = records_of(to_write.iloc[[row]])[0]
-                    rejections.append((Rejection(position, reason, record), name))
+        destination_rejected = sum(1 for _, destination in rejections if destination is not None)
+        rejected_before_write = len(rejections) - destination_rejected
         # A row that failed in any destination is not marked delivered: the next run retries it.
         for row in failed_rows:
             prepared.delivered.pop(prepared.digests[row], None)
@@ -1292,7 +1353,9 @@ class Sync:
                     counts = Counts()
                     before = len(self._rejected_positions)
                     batch = RecordBatch(stream=sel.name, frame=pd.DataFrame.from_records(rows))
-                    counts.add(self._commit(self._prepare(batch, ctx, 0), ctx, destinations, 0))
+                    prepared = self._prepare(batch, ctx, 0)
+                    written = self._write_chunk(prepared, ctx, destinations)
+                    counts.add(self._commit(prepared, ctx, 0, written))
                     failed[sel.name] = set(self._rejected_positions[before:])
                     streams[sel.name] = counts
                     totals.add(counts)
