@@ -12,15 +12,16 @@ from __future__ import annotations
 import gc
 import hashlib
 import hmac
+import itertools
 import logging
 import os
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import pandas as pd
@@ -175,6 +176,8 @@ def with_fields_selected(
 #: before), the next is read and prepared. Each costs a chunk's memory, and a kill re-sends
 #: what is in flight.
 IN_FLIGHT = 2
+#: what a step of a chunk's write or commit returns (:meth:`Sync._in_order`)
+_Result = TypeVar("_Result")
 #: What a chunk's read records are replaced with once it is prepared (memory).
 EMPTY_FRAME = pd.DataFrame()
 
@@ -338,8 +341,10 @@ class Sync:
         self._tail: list[tuple[Future[Counts], Prepared]] = []
         #: streams ending on the writer (:meth:`_end_stream`), in order
         self._finishing: list[tuple[_Stream, Future[None]]] = []
-        #: per stream, what failed on the writer: no later chunk of that stream commits
-        self._write_failures: dict[str, str] = {}
+        #: per stream, its first chunk that failed (number, what failed): no later chunk commits
+        self._write_failures: dict[str, tuple[int, str]] = {}
+        #: numbers the chunks in the order they are submitted (:meth:`_submit_chunk`)
+        self._chunk_numbers = itertools.count()
         self._pii = PiiGuard(project, self.pipeline)
         self._privacy = TombstoneScreen(project, self.pipeline, dry_run=dry_run)
 
@@ -606,7 +611,7 @@ class Sync:
         name = ctx.selection.name
         if name in self._write_failures and not tail:
             raise SyncError(
-                f"stream {name} not ended: an earlier chunk failed ({self._write_failures[name]})"
+                f"stream {name} not ended: an earlier chunk failed ({self._write_failures[name][1]})"
             )
         for in_flight, chunk in tail:  # done: the writer runs one task at a time, in order
             counts.add(in_flight.result())
@@ -647,10 +652,9 @@ class Sync:
         being written (a stream retried from its checkpoint never races its earlier attempt).
         """
         assert self._destination_writer is not None, "chunks are written only during a run"
-        written = self._destination_writer.submit(self._write_in_order, prepared, ctx, destinations)
-        return self._writer_pool().submit(
-            self._commit_in_order, prepared, ctx, destinations, read_before, written
-        )
+        number = next(self._chunk_numbers)
+        written = self._destination_writer.submit(self._write_in_order, prepared, ctx, destinations, number)
+        return self._writer_pool().submit(self._commit_in_order, prepared, ctx, read_before, written, number)
 
     def _streams_finished(self) -> list[tuple[_Stream, BaseException]]:
         """Wait for every stream still ending on the writer; those that failed, in stream order."""
@@ -1001,45 +1005,46 @@ class Sync:
             prepared.raw = self._pii.seal_raw(sel.name, source.loc[written], prepared.digests)
         return prepared
 
+    def _in_order(self, stream: str, number: int, step: Callable[[], _Result]) -> _Result:
+        """``step()`` for chunk ``number`` of ``stream``, unless a chunk before it failed.
+
+        Chunks are submitted before the ones ahead of them are seen committed; one that
+        committed after a failed one would save a checkpoint past records never written.
+        A failure stops the chunks after it, never one before it (still to commit while a
+        later one is written).
+        """
+        failed = self._write_failures.get(stream)
+        if failed is not None and failed[0] < number:
+            raise SyncError(f"chunk not written: an earlier chunk of the stream failed ({failed[1]})")
+        try:
+            return step()
+        except BaseException as exc:
+            failure = (number, mask_text(f"{type(exc).__name__}: {exc}"))
+            self._write_failures[stream] = min(self._write_failures.get(stream, failure), failure)
+            raise
+
     def _write_in_order(
         self,
         prepared: Prepared,
         ctx: StreamContext,
         destinations: dict[str, tuple[Any, dict[str, Any]]],
+        number: int,
     ) -> set[int]:
-        """:meth:`_write_chunk` on the destination writer, unless a chunk before it failed."""
-        failed = self._write_failures.get(ctx.selection.name)
-        if failed is not None:
-            raise SyncError(f"chunk not written: an earlier chunk of the stream failed ({failed})")
-        try:
-            return self._write_chunk(prepared, ctx, destinations)
-        except BaseException as exc:
-            self._write_failures.setdefault(ctx.selection.name, mask_text(f"{type(exc).__name__}: {exc}"))
-            raise
+        """:meth:`_write_chunk` on the destination writer."""
+        return self._in_order(
+            ctx.selection.name, number, lambda: self._write_chunk(prepared, ctx, destinations)
+        )
 
     def _commit_in_order(
-        self,
-        prepared: Prepared,
-        ctx: StreamContext,
-        destinations: dict[str, tuple[Any, dict[str, Any]]],
-        read_before: int,
-        written: Future[set[int]],
+        self, prepared: Prepared, ctx: StreamContext, read_before: int, written: Future[set[int]], number: int
     ) -> Counts:
-        """:meth:`_commit` on the writer: once a chunk failed, no later chunk of its stream commits.
-
-        Chunks are submitted before the ones ahead of them are seen committed; one that
-        committed after a failed one would save a checkpoint past records never written.
-        """
-        wait([written])  # whatever happens here, the chunk's write is over
-        failed = self._write_failures.get(ctx.selection.name)
-        if failed is not None:
-            written.exception()  # seen: its failure is the stream's
-            raise SyncError(f"chunk not written: an earlier chunk of the stream failed ({failed})")
-        try:
-            return self._commit(prepared, ctx, read_before, written.result())
-        except BaseException as exc:
-            self._write_failures.setdefault(ctx.selection.name, mask_text(f"{type(exc).__name__}: {exc}"))
-            raise
+        """:meth:`_commit` on the writer, once the chunk's write is over; its failure, if it failed."""
+        failure = written.exception()  # waits for the write, whatever happens to it
+        if failure is not None:
+            raise failure
+        return self._in_order(
+            ctx.selection.name, number, lambda: self._commit(prepared, ctx, read_before, written.result())
+        )
 
     def _write_chunk(
         self,

@@ -329,3 +329,73 @@ def test_a_stream_configured_for_some_fields_keeps_its_key_and_cursor_and_allows
     assert full_refresh.stream.json_schema["required"] == []
     # a field the source does not declare cannot be selected: every field is read
     assert with_fields_selected(configured, {"name", "undeclared"}) is configured
+
+
+def test_a_chunk_is_written_to_the_destination_while_the_chunk_before_waits_to_commit(
+    tmp_path: Path, write_project: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Destinations are written on a thread of their own, ahead of the commits (which wait for
+    identity resolution, say): the commit of chunk 1 can wait for chunk 2's write."""
+    import threading
+
+    from hub.records import RecordIndex
+
+    source = tmp_path / "people.csv"
+    write_people_csv(source, 300)
+    target = f"sqlite:///{tmp_path / 'hr.db'}"
+    project = Project(write_project(files_to_sql_toml(source, target, chunk_size=100, encrypt_pii=False)))
+    writes: list[int] = []
+    second_written = threading.Event()
+    write_chunk, save = Sync._write_chunk, RecordIndex.save
+
+    def counting_write(self: Sync, prepared: Any, *args: Any) -> Any:
+        failed = write_chunk(self, prepared, *args)
+        if prepared.to_write is not None:  # not a checkpoint alone
+            writes.append(len(prepared.to_write))
+        if len(writes) == 2:
+            second_written.set()
+        return failed
+
+    saved_after_second: list[bool] = []
+
+    def waiting_save(self: RecordIndex, *args: Any, **kwargs: Any) -> None:
+        if not saved_after_second:  # chunk 1's commit
+            saved_after_second.append(second_written.wait(timeout=30))
+        save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Sync, "_write_chunk", counting_write)
+    monkeypatch.setattr(RecordIndex, "save", waiting_save)
+    result = Sync(project, "load").run()
+    assert result.status == "succeeded", result.error
+    assert saved_after_second == [True]  # chunk 2 was written while chunk 1 waited to commit
+    assert writes == [100, 100, 100] and result.counts.inserted == 300
+    assert len(target_rows(target)) == 300
+
+
+def test_after_a_failed_destination_write_no_later_chunk_is_written_or_checkpointed(
+    tmp_path: Path, write_project: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "people.csv"
+    write_people_csv(source, 500)
+    target = f"sqlite:///{tmp_path / 'hr.db'}"
+    project = Project(write_project(files_to_sql_toml(source, target, chunk_size=100, encrypt_pii=False)))
+    write_chunk, writes = Sync._write_chunk, []
+
+    def failing_second(self: Sync, prepared: Any, *args: Any) -> Any:
+        if prepared.to_write is None:  # a checkpoint alone
+            return write_chunk(self, prepared, *args)
+        writes.append(len(prepared.to_write))
+        if len(writes) == 2:
+            raise ValueError("the destination refused the chunk")
+        return write_chunk(self, prepared, *args)
+
+    monkeypatch.setattr(Sync, "_write_chunk", failing_second)
+    failed = Sync(project, "load").run()
+    assert failed.status == "failed" and "the destination refused the chunk" in (failed.error or "")
+    assert len(writes) == 2  # nothing after the failed chunk reached the destination
+    assert len(target_rows(target)) == 100
+    monkeypatch.setattr(Sync, "_write_chunk", write_chunk)
+    again = Sync(project, "load").run()
+    assert again.status == "succeeded", again.error
+    assert again.counts.inserted == 400  # from the checkpoint after chunk 1
+    assert len(target_rows(target)) == 500
