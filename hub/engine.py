@@ -1096,8 +1096,7 @@ class Sync:
                 self._save_state(session, sel.name, batch.state, complete=False)
             return chunk
         to_write = prepared.to_write
-        destination_rejected = sum(1 for _, destination in rejections if destination is not None)
-        rejected_before_write = len(rejections) - destination_rejected
+        rejected_before_write = sum(1 for _, destination in rejections if destination is None)
         # A row that failed in any destination is not marked delivered: the next run retries it.
         for row in failed_rows:
             prepared.delivered.pop(prepared.digests[row], None)

@@ -249,20 +249,22 @@ def _selected(catalog: ConfiguredAirbyteCatalog) -> dict[str, set[str]]:
     }
 
 
-def _with_selected_fields(document: dict[str, Any], catalog: ConfiguredAirbyteCatalog) -> dict[str, Any]:
-    """``document`` with the decoder of each stream read for some fields only told them.
+def _with_selected_fields(
+    document: Mapping[str, Any], catalog: ConfiguredAirbyteCatalog
+) -> dict[str, Any] | None:
+    """A copy of ``document`` with the decoder of each stream read for some fields told them.
 
     Field selection as Airbyte's protocol has it (the configured stream's schema lists the
     selected fields): a decoder that can skip the rest of each record while parsing (its class
     has ``selects_fields``) gets ``fields``: the selected ones, the stream's key and cursor, and
     what its transformations read. A stream whose records something else reads (a record
     filter or expander, a template on ``record``, a transformation that does not say what it
-    reads) is read whole.
+    reads) is read whole. None when no decoder is told anything: the manifest runs as written.
     """
     selected = _selected(catalog)
     if not selected:
-        return document
-    resolved: dict[str, Any] = ManifestReferenceResolver().preprocess_manifest(copy.deepcopy(document))
+        return None
+    resolved: dict[str, Any] = ManifestReferenceResolver().preprocess_manifest(copy.deepcopy(dict(document)))
     told = False
     for stream in _declared_streams(resolved.get("streams")):
         name = stream.get("name") or _parameters(stream).get("name")
@@ -272,7 +274,7 @@ def _with_selected_fields(document: dict[str, Any], catalog: ConfiguredAirbyteCa
         if fields is not None:
             stream["retriever"]["decoder"]["fields"] = fields
             told = True
-    return resolved if told else document  # no decoder selects: the manifest as written
+    return resolved if told else None
 
 
 def _declared_streams(streams: Any) -> Iterator[dict[str, Any]]:
@@ -422,9 +424,9 @@ class Manifest:
         state: list[Any] | None = None,
     ) -> ConcurrentDeclarativeSource:
         """A fresh CDK source: one per call, the CDK's are single use."""
-        document = copy.deepcopy(dict(self.document))  # the CDK resolves $refs in place
-        if catalog is not None:
-            document = _with_selected_fields(document, catalog)
+        document = _with_selected_fields(self.document, catalog) if catalog is not None else None
+        if document is None:
+            document = copy.deepcopy(dict(self.document))  # the CDK resolves $refs in place
         return _HubDeclarativeSource(
             catalog=catalog,
             config=config,

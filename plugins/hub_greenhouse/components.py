@@ -227,18 +227,19 @@ class JsonPages(JsonDecoder):
     ) -> None:
         super().__init__(parameters or {})
         self.fields = [str(name) for name in fields] if fields else None
-        self._selected = _selected_records_decoder(tuple(self.fields)) if self.fields else None
+        self._selected = (_selected_records_decoder(tuple(self.fields)), self.fields) if self.fields else None
 
     def decode(self, response: requests.Response) -> Iterator[Any]:  # type: ignore[override]
         if not self.is_stream_response():
-            if self._selected is not None and self.fields is not None:
+            if self._selected is not None:
+                decoder, fields = self._selected
                 try:
-                    records = self._selected.decode(response.content)
+                    records = decoder.decode(response.content)
                 except (msgspec.MsgspecError, ValueError):
                     pass  # not a list of objects (or not JSON): decoded whole below
                 else:
                     if records:
-                        yield from _as_dicts(records, self.fields)
+                        yield from _as_dicts(records, fields)
                         return
             try:
                 body = orjson.loads(response.content)
